@@ -1,0 +1,112 @@
+"""The MPMS3 as Ophyd devices: temperature and field positioners, chamber, interlock monitor.
+
+``connect_mpms3(host, port)`` gives ``(mpms3, vsm)`` wired to a MultiVu server (the real
+MultiPyVu server on the MultiVu PC, or spinlight's simulator). The monitor thread keeps the
+interlock signals (temperature state, magnet state, chamber) current so suspenders can
+subscribe to them — pyvisa/MultiVu devices produce no events unless someone polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from .mpms3 import CHAMBER_MODE, MPMS3Driver
+from .qd_axis import FieldAxis, TemperatureAxis
+from .transports import MultiVuTransport
+from .vsm import VSMDetector
+
+log = logging.getLogger(__name__)
+
+
+class _ChamberSignal(Signal):
+    """Chamber state text; ``put(mode)`` sends a chamber command (seal, purge_seal, ...)."""
+
+    def get(self, **kwargs):
+        if self.parent is not None and self.parent.driver is not None and kwargs.pop("query", False):
+            _, text = self.parent.driver.get_chamber()
+            super().put(text)
+        return super().get(**kwargs)
+
+    def put(self, value, **kwargs):
+        if value in CHAMBER_MODE:
+            self.parent.driver.set_chamber(value)
+            _, value = self.parent.driver.get_chamber()
+        super().put(value, **kwargs)
+
+
+class MPMS3(Device):
+    """Quantum Design MPMS3: ``temperature`` (K) and ``field`` (Oe) positioners."""
+
+    temperature = Cpt(TemperatureAxis, kind="hinted")
+    field = Cpt(FieldAxis, kind="hinted")
+    chamber = Cpt(_ChamberSignal, value="", kind="config")
+    monitor_interval_s = Cpt(Signal, value=1.0, kind="omitted")
+
+    def __init__(self, *args, driver: MPMS3Driver, **kwargs):
+        self.driver = driver
+        super().__init__(*args, **kwargs)
+        self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def trigger(self):
+        """Read temperature and field fresh for the event that follows."""
+        self.temperature.update()
+        self.field.update()
+        return super().trigger()
+
+    def refresh(self) -> None:
+        """Query temperature, field and chamber once, updating every signal."""
+        self.temperature.update()
+        self.field.update()
+        self.chamber.get(query=True)
+
+    # -- interlock monitor ---------------------------------------------------------------
+    def start_monitor(self, interval_s: float | None = None) -> None:
+        if interval_s is not None:
+            self.monitor_interval_s.put(float(interval_s))
+        if self._monitor is not None and self._monitor.is_alive():
+            return
+        self._monitor_stop.clear()
+        self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
+                                         name=f"{self.name}-monitor")
+        self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        self._monitor_stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5.0)
+        self._monitor = None
+
+    def _monitor_loop(self) -> None:
+        while not self._monitor_stop.is_set():
+            try:
+                if not self.temperature.moving:
+                    self.temperature.update()
+                if not self.field.moving:
+                    self.field.update()
+            except Exception:
+                log.warning("%s monitor: query failed", self.name, exc_info=True)
+            self._monitor_stop.wait(self.monitor_interval_s.get())
+
+    def close(self) -> None:
+        self.stop_monitor()
+        self.driver.close()
+
+
+def connect_mpms3(host: str = "127.0.0.1", port: int = 27183, *, datafile: str | None = None,
+                  mode: str = "request", timeout_s: float = 30.0, name: str = "mpms3"):
+    """Connect to a MultiVu server and build ``(mpms3, vsm)``.
+
+    ``mode='follow'`` with ``datafile`` for a real MPMS3 whose MultiVu sequence writes the
+    ``.dat``; ``mode='request'`` against the simulator (datafile asked from it when omitted).
+    """
+    transport = MultiVuTransport(host, port, name=name, timeout_s=timeout_s)
+    driver = MPMS3Driver(transport)
+    mpms3 = MPMS3(name=name, driver=driver)
+    vsm = VSMDetector(name="vsm", driver=driver, datafile=datafile, mode=mode)
+    mpms3.refresh()
+    return mpms3, vsm

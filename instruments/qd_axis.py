@@ -1,0 +1,169 @@
+"""Quantum Design temperature and field as Ophyd positioners (shared by MPMS3 and PPMS).
+
+``set()`` sends the command and returns a :class:`ophyd.status.MoveStatus` that a background
+poller completes when the *instrument* reports done (MultiVu "Stable" / "Holding"), pushing
+readback events on the way so progress bars and suspenders work. Timeouts are always finite.
+``stop()`` really stops: it re-targets the current value (holds temperature or field).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+from ophyd.status import MoveStatus
+
+from .errors import InstrumentError
+
+log = logging.getLogger(__name__)
+
+
+class QDAxis(Device):
+    """Base of the temperature and field positioners; the parent device owns the driver."""
+
+    readback = Cpt(Signal, value=0.0, kind="hinted")
+    setpoint = Cpt(Signal, value=0.0, kind="normal")
+    state = Cpt(Signal, value="", kind="omitted")
+    poll_interval_s = Cpt(Signal, value=0.1, kind="omitted")
+
+    SUB_READBACK = "readback"
+    _default_sub = SUB_READBACK
+    egu = ""
+    precision = 4
+    done_states: frozenset = frozenset()
+    fault_states: frozenset = frozenset()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.readback.name = self.name  # events say ``mpms3_temperature``, not ``..._readback``
+        self._stop_event = threading.Event()
+        self._moving = False
+
+    # Subclasses provide ``_send(target)``, ``_query() -> (value, state)``,
+    # ``_tolerance(target)`` and ``expected_duration_s(start, target)`` (instrument seconds).
+    @property
+    def driver(self):
+        return self.parent.driver
+
+    # -- positioner protocol -------------------------------------------------------------
+    @property
+    def position(self) -> float:
+        return self.readback.get()
+
+    @property
+    def moving(self) -> bool:
+        return self._moving
+
+    def update(self) -> tuple[float, str]:
+        """Query the instrument once and publish the reading (used by pollers and monitors)."""
+        value, state = self._query()
+        self.state.put(state)
+        self.readback.put(value)
+        self._run_subs(sub_type=self.SUB_READBACK, value=value, timestamp=time.time())
+        return value, state
+
+    def set(self, value, *, timeout: float | None = None) -> MoveStatus:
+        target = float(value)
+        start = self.readback.get()
+        self._send(target)  # validates (ValueError) before anything is sent
+        self.setpoint.put(target)
+        if timeout is None:
+            timeout = 2.0 * self.expected_duration_s(start, target) + 600.0
+        self._stop_event = stop = threading.Event()
+        status = MoveStatus(self, target, timeout=timeout, settle_time=0)
+        self._moving = True
+        threading.Thread(target=self._poll, args=(status, target, stop), daemon=True,
+                         name=f"{self.name}-poller").start()
+        return status
+
+    def _poll(self, status: MoveStatus, target: float, stop: threading.Event) -> None:
+        seen_moving = False
+        try:
+            while not status.done:
+                if stop.is_set():
+                    status.set_exception(InstrumentError(self.parent.driver.instrument, None, None,
+                                                         f"{self.name} move to {target} stopped"))
+                    return
+                value, state = self.update()
+                if state in self.fault_states:
+                    status.set_exception(InstrumentError(self.parent.driver.instrument, None, state,
+                                                         f"{self.name} fault while moving to {target}"))
+                    return
+                if state in self.done_states:
+                    # A 'Stable' read before MultiVu registered the command is stale: require that
+                    # we saw it move, or that it is already at the target.
+                    if seen_moving or abs(value - target) <= self._tolerance(target):
+                        status.set_finished()
+                        return
+                else:
+                    seen_moving = True
+                stop.wait(self.poll_interval_s.get())
+        except Exception as exc:  # connection faults end the move, never the poller silently
+            if not status.done:
+                status.set_exception(exc)
+        finally:
+            self._moving = False
+
+    def stop(self, *, success: bool = False) -> None:
+        was_moving = self._moving
+        self._stop_event.set()
+        if was_moving:
+            try:
+                value, _ = self._query()
+                self._send(value)  # hold where it is
+                self.setpoint.put(value)
+                log.info("%s held at %s %s", self.name, value, self.egu)
+            except Exception:
+                log.exception("%s: could not hold on stop", self.name)
+        super().stop(success=success)
+
+
+class TemperatureAxis(QDAxis):
+    """Sample temperature (K). Rate and approach are configuration."""
+
+    rate_K_per_min = Cpt(Signal, value=10.0, kind="config")
+    approach = Cpt(Signal, value="fast_settle", kind="config")
+    egu = "K"
+    done_states = frozenset({"Stable"})
+    fault_states = frozenset({"Impedance Control Error", "General Failure"})
+
+    def _send(self, target):
+        self.driver.set_temperature(target, self.rate_K_per_min.get(), self.approach.get())
+
+    def _query(self):
+        return self.driver.get_temperature()
+
+    def _tolerance(self, target):
+        return max(0.05, 0.005 * abs(target))
+
+    def expected_duration_s(self, start, target):
+        return abs(target - start) / max(self.rate_K_per_min.get(), 1e-3) * 60.0 + 1800.0
+
+
+class FieldAxis(QDAxis):
+    """Magnetic field (Oe). Rate, approach and magnet mode are configuration."""
+
+    rate_Oe_per_s = Cpt(Signal, value=100.0, kind="config")
+    approach = Cpt(Signal, value="linear", kind="config")
+    magnet_mode = Cpt(Signal, value="driven", kind="config")
+    egu = "Oe"
+    precision = 2
+    done_states = frozenset({"Stable", "Holding (driven)", "Holding"})
+    fault_states = frozenset({"Current Error", "Switch Error", "Quenching", "Charging Error",
+                              "PSU Error", "General Failure"})
+
+    def _send(self, target):
+        self.driver.set_field(target, self.rate_Oe_per_s.get(), self.approach.get(),
+                              self.magnet_mode.get())
+
+    def _query(self):
+        return self.driver.get_field()
+
+    def _tolerance(self, target):
+        return max(1.0, 1e-4 * abs(target))
+
+    def expected_duration_s(self, start, target):
+        return abs(target - start) / max(self.rate_Oe_per_s.get(), 1e-3) + 300.0

@@ -1,0 +1,227 @@
+"""dc magnetometry plans: ``chi_t`` (χ(T)), ``m_h`` (M(H) isotherms), ``mce_isotherms``.
+
+Each public function validates every argument against the instrument limits *when called*,
+before the RunEngine sees a message, and returns a plan (a generator of messages) that:
+- puts sample metadata, ``plan_name``, ``plan_args`` and ``hints['dimensions']`` in the start
+  document,
+- places a checkpoint before every point (a suspended point is re-measured, not duplicated on
+  disk as two different points),
+- always ends in the safe state (field to zero, temperature held) through ``finalize_wrapper``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+
+from spinlight.instruments.errors import check_choice, check_range
+from spinlight.instruments.mpms3 import (FIELD_APPROACH, FIELD_RANGE_OE, FIELD_RATE_OE_PER_S,
+                                         MAGNET_MODE, TEMPERATURE_APPROACH, TEMPERATURE_RANGE_K,
+                                         TEMPERATURE_RATE_K_PER_MIN, VSM_AVERAGING_S,
+                                         VSM_LOG_INTERVAL_S)
+
+from .safety import mpms3_safe_state
+from .sample import Sample, finite_list
+
+T_LO, T_HI = TEMPERATURE_RANGE_K
+H_LO, H_HI = FIELD_RANGE_OE
+
+
+def _sample(sample) -> Sample:
+    if isinstance(sample, Sample):
+        return sample
+    if isinstance(sample, dict):
+        return Sample.from_md(sample)
+    raise ValueError(f"sample={sample!r} must be a spinlight Sample or a dict of sample metadata")
+
+
+def _configure(mpms3, vsm, *, temperature_rate, temperature_approach, field_rate, field_approach,
+               magnet_mode, averaging_time_s):
+    """Configuration signals (they land in the descriptors' configuration)."""
+    yield from bps.mv(mpms3.temperature.rate_K_per_min, temperature_rate,
+                      mpms3.temperature.approach, temperature_approach,
+                      mpms3.field.rate_Oe_per_s, field_rate,
+                      mpms3.field.approach, field_approach,
+                      mpms3.field.magnet_mode, magnet_mode,
+                      vsm.averaging_time_s, averaging_time_s)
+
+
+def _validate_common(temperature_rate, temperature_approach, field_rate, field_approach,
+                     magnet_mode, averaging_time_s):
+    check_range("rate_K_per_min", temperature_rate, *TEMPERATURE_RATE_K_PER_MIN, "K/min")
+    check_choice("approach", temperature_approach, set(TEMPERATURE_APPROACH))
+    check_range("field_rate_Oe_per_s", field_rate, *FIELD_RATE_OE_PER_S, "Oe/s")
+    check_choice("field_approach", field_approach, set(FIELD_APPROACH))
+    check_choice("magnet_mode", magnet_mode, set(MAGNET_MODE))
+    check_range("averaging_time_s", averaging_time_s, *VSM_AVERAGING_S, "s")
+
+
+def _start_md(plan_name, sample: Sample, plan_args: dict, dimension: str, num_points: int,
+              md: dict | None, **extra) -> dict:
+    out = {
+        "plan_name": plan_name,
+        "plan_args": plan_args,
+        "measurement": plan_name,
+        "instrument": "MPMS3",
+        "sample": sample.to_md(),
+        "detectors": ["vsm"],
+        "motors": [dimension],
+        "num_points": int(num_points),
+        "hints": {"dimensions": [([dimension], "primary")]},
+    }
+    out.update(extra)
+    out.update(md or {})
+    return out
+
+
+def _read_point(mpms3, vsm):
+    yield from bps.checkpoint()
+    yield from bps.trigger_and_read([vsm, mpms3])
+
+
+# --------------------------------------------------------------------------------------------
+def chi_t(mpms3, vsm, sample, *, field_Oe: float = 1000.0, t_start_K: float = 300.0,
+          t_stop_K: float = 1.8, mode: str = "settle", temperatures_K=None, n_points: int = 40,
+          rate_K_per_min: float = 2.0, log_interval_s: float = 10.0,
+          averaging_time_s: float = 2.0, approach: str = "fast_settle",
+          field_rate_Oe_per_s: float = 100.0, magnet_mode: str = "driven", md: dict | None = None):
+    """Magnetisation vs temperature at a fixed field, for χ = M/H and χT.
+
+    ``mode='settle'``: stabilise at each of ``temperatures_K`` (default ``n_points`` spaced
+    geometrically from ``t_start_K`` to ``t_stop_K``) and measure. ``mode='sweep'``: ramp from
+    ``t_start_K`` to ``t_stop_K`` at ``rate_K_per_min`` with continuous VSM every
+    ``log_interval_s`` instrument seconds (MultiVu's sweep mode, ~9 s per point).
+    """
+    sample = _sample(sample)
+    check_choice("mode", mode, {"settle", "sweep"})
+    check_range("field_Oe", field_Oe, H_LO, H_HI, "Oe")
+    check_range("t_start_K", t_start_K, T_LO, T_HI, "K")
+    check_range("t_stop_K", t_stop_K, T_LO, T_HI, "K")
+    _validate_common(rate_K_per_min, approach, field_rate_Oe_per_s, "linear", magnet_mode,
+                     averaging_time_s)
+    if mode == "settle":
+        if temperatures_K is None:
+            check_range("n_points", n_points, 2, 10000)
+            temperatures_K = np.geomspace(t_start_K, t_stop_K, int(n_points))
+        temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
+        num_points = len(temps)
+    else:
+        check_range("log_interval_s", log_interval_s, *VSM_LOG_INTERVAL_S, "s")
+        if abs(t_stop_K - t_start_K) < 0.1:
+            raise ValueError(f"t_start_K={t_start_K} and t_stop_K={t_stop_K} must differ by at "
+                             "least 0.1 K for a sweep")
+        temps = [float(t_start_K), float(t_stop_K)]
+        num_points = int(abs(t_stop_K - t_start_K) / rate_K_per_min * 60.0 / log_interval_s) + 1
+    plan_args = {"field_Oe": field_Oe, "t_start_K": t_start_K, "t_stop_K": t_stop_K,
+                 "mode": mode, "temperatures_K": [float(t) for t in temps],
+                 "rate_K_per_min": rate_K_per_min, "log_interval_s": log_interval_s,
+                 "averaging_time_s": averaging_time_s, "approach": approach,
+                 "field_rate_Oe_per_s": field_rate_Oe_per_s, "magnet_mode": magnet_mode}
+    start_md = _start_md("chi_t", sample, plan_args, "mpms3_temperature", num_points, md,
+                         field_Oe=float(field_Oe), mode=mode)
+
+    @bpp.run_decorator(md=start_md)
+    def inner():
+        yield from _configure(mpms3, vsm, temperature_rate=rate_K_per_min,
+                              temperature_approach=approach, field_rate=field_rate_Oe_per_s,
+                              field_approach="linear", magnet_mode=magnet_mode,
+                              averaging_time_s=averaging_time_s)
+        yield from bps.mv(mpms3.field, float(field_Oe))
+        if mode == "settle":
+            for t in temps:
+                yield from bps.checkpoint()
+                yield from bps.mv(mpms3.temperature, t)
+                yield from bps.trigger_and_read([vsm, mpms3])
+            return
+        yield from bps.mv(mpms3.temperature, temps[0])
+        yield from bps.mv(vsm.continuous, float(log_interval_s))
+        status = yield from bps.abs_set(mpms3.temperature, temps[1])
+        while not status.done:
+            yield from _read_point(mpms3, vsm)
+        yield from bps.mv(vsm.continuous, 0.0)
+        while vsm.pending_rows():  # rows logged before logging stopped are data too
+            yield from _read_point(mpms3, vsm)
+
+    return bpp.finalize_wrapper(inner(), mpms3_safe_state(mpms3, vsm))
+
+
+# --------------------------------------------------------------------------------------------
+def full_loop(fields_Oe) -> list[float]:
+    """0 → +Hmax → −Hmax → +Hmax from a list of non-negative fields (a hysteresis loop)."""
+    up = sorted({abs(float(h)) for h in fields_Oe})
+    down = [h for h in reversed(up)] + [-h for h in up if h > 0]
+    back = [-h for h in reversed(up) if h > 0] + up
+    return up + down[1:] + back[1:]
+
+
+def m_h(mpms3, vsm, sample, *, temperatures_K, fields_Oe, loop: bool = False,
+        field_rate_Oe_per_s: float = 100.0, field_approach: str = "linear",
+        magnet_mode: str = "driven", rate_K_per_min: float = 5.0,
+        approach: str = "fast_settle", averaging_time_s: float = 2.0,
+        zero_field_between: bool = True, md: dict | None = None, _plan_name: str = "m_h",
+        _extra_md: dict | None = None):
+    """M(H) isotherms: for each temperature, measure at every field of ``fields_Oe``.
+
+    ``loop=True`` turns a non-negative field list into a full loop 0 → +H → −H → +H.
+    With ``zero_field_between`` the field returns to zero before each temperature change.
+    """
+    sample = _sample(sample)
+    temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
+    fields = finite_list("fields_Oe", fields_Oe, H_LO, H_HI, "Oe")
+    _validate_common(rate_K_per_min, approach, field_rate_Oe_per_s, field_approach, magnet_mode,
+                     averaging_time_s)
+    if loop:
+        fields = full_loop(fields)
+    num_points = len(temps) * len(fields)
+    plan_args = {"temperatures_K": temps, "fields_Oe": fields, "loop": bool(loop),
+                 "field_rate_Oe_per_s": field_rate_Oe_per_s, "field_approach": field_approach,
+                 "magnet_mode": magnet_mode, "rate_K_per_min": rate_K_per_min,
+                 "approach": approach, "averaging_time_s": averaging_time_s,
+                 "zero_field_between": bool(zero_field_between)}
+    start_md = _start_md(_plan_name, sample, plan_args, "mpms3_field", num_points, md,
+                         **(_extra_md or {}))
+
+    @bpp.run_decorator(md=start_md)
+    def inner():
+        yield from _configure(mpms3, vsm, temperature_rate=rate_K_per_min,
+                              temperature_approach=approach, field_rate=field_rate_Oe_per_s,
+                              field_approach=field_approach, magnet_mode=magnet_mode,
+                              averaging_time_s=averaging_time_s)
+        for t in temps:
+            yield from bps.checkpoint()
+            if zero_field_between:
+                yield from bps.mv(mpms3.field, 0.0)
+            yield from bps.mv(mpms3.temperature, t)
+            for h in fields:
+                yield from bps.checkpoint()
+                yield from bps.mv(mpms3.field, h)
+                yield from bps.trigger_and_read([vsm, mpms3])
+
+    return bpp.finalize_wrapper(inner(), mpms3_safe_state(mpms3, vsm))
+
+
+def mce_field_grid(max_field_Oe: float = 50000.0, n_low: int = 6, step_Oe: float = 2500.0) -> list[float]:
+    """Fields for the Maxwell relation: dense below 1 T where M(H) bends, then even steps."""
+    check_range("max_field_Oe", max_field_Oe, 1000.0, H_HI, "Oe")
+    low = list(np.linspace(0.0, min(10000.0, max_field_Oe), n_low))
+    high = list(np.arange(low[-1] + step_Oe, max_field_Oe + 1e-6, step_Oe))
+    return [float(h) for h in low + high]
+
+
+def mce_isotherms(mpms3, vsm, sample, *, temperatures_K=(1.8, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 21),
+                  max_field_Oe: float = 50000.0, fields_Oe=None, md: dict | None = None, **kwargs):
+    """The M(H) isotherm set for the magnetocaloric effect (Maxwell relation).
+
+    Isotherms run from zero field up to ``max_field_Oe``, from the lowest temperature upwards,
+    with the field back at zero between temperatures; the analysis groups them by setpoint.
+    """
+    fields = mce_field_grid(max_field_Oe) if fields_Oe is None else list(fields_Oe)
+    if min(fields) < 0:
+        raise ValueError(f"fields_Oe must be non-negative for MCE isotherms, got min {min(fields)}")
+    temps = sorted(finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K"))
+    if len(temps) < 2:
+        raise ValueError(f"temperatures_K={temperatures_K!r}: the Maxwell relation needs at least 2 isotherms")
+    return m_h(mpms3, vsm, sample, temperatures_K=temps, fields_Oe=fields, loop=False,
+               zero_field_between=True, md=md, _plan_name="mce_isotherms",
+               _extra_md={"delta_b_T": [max(fields) / 1e4]}, **kwargs)
