@@ -1,1 +1,30 @@
-"""spinlight layer."""
+"""spinlight.analysis — the fitting core: pure functions on arrays (cgs-emu), result objects,
+streaming document callbacks and paper-style figures. Imports nothing else from spinlight.
+
+dc magnetometry:
+
+* :func:`fit_curie_weiss`, :func:`window_sensitivity` — 1/χ = (T − θ)/C
+* :func:`chi_t_summary` — χT(T), χT at 300 K and at the lowest T, nested Curie–Weiss fit
+* :func:`mh_summary`, :func:`magnetic_entropy_change` — M(H) and −ΔS_m by the Maxwell relation
+* :func:`analyze_dc_run` — one run (start document + primary columns) → :class:`DcRunAnalysis`
+* :class:`DcAnalysisCallback`, :func:`make_dc_analysis_router` — streaming, derived runs
+* modules ``units``, ``free_ion`` and ``figures``
+"""
+
+from .chi_t import ChiTSummary, chi_t_summary
+from .curie_weiss import CurieWeissResult, WindowSensitivity, fit_curie_weiss, window_sensitivity
+from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
+from .free_ion import (CURIE_CONSTANT_EXACT, CURIE_CONSTANT_PAPER, LN3_GROUND_TERMS,
+                       free_ion_chi_t, free_ion_chi_t_sum, lande_g)
+from .mce import Isotherm, MceResult, MhSummary, group_isotherms, magnetic_entropy_change, \
+    mh_summary
+from .results import Curve, FitResult
+
+__all__ = [
+    "CURIE_CONSTANT_EXACT", "CURIE_CONSTANT_PAPER", "ChiTSummary", "Curve", "CurieWeissResult",
+    "DC_PLANS", "DcRunAnalysis", "FitResult", "Isotherm", "LN3_GROUND_TERMS", "MceResult",
+    "MhSummary", "WindowSensitivity", "analyze_dc_run", "chi_t_summary", "fit_curie_weiss",
+    "free_ion_chi_t", "free_ion_chi_t_sum", "group_isotherms", "lande_g",
+    "magnetic_entropy_change", "mh_summary", "window_sensitivity",
+]
+
