@@ -33,7 +33,8 @@ def finite(name: str, value) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={_describe(value)} is not a number; allowed range: finite") from None
+        raise ValueError(f"{name}={_describe(value)} is not a number; "
+                         "allowed range: finite") from None
     if not math.isfinite(v):
         raise ValueError(f"{name}={v!r} is out of range; allowed range: finite real number")
     return v
@@ -53,11 +54,11 @@ def array(name: str, value, *, length: int | None = None, min_length: int = 1,
     bad = ~np.isfinite(a)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}[{i}]={a[i]!r} is not finite; allowed range: finite numbers "
-                         f"({int(bad.sum())} non-finite values)")
+        raise ValueError(f"{name}[{i}]={float(a[i])!r} is not finite; allowed range: finite "
+                         f"numbers ({int(bad.sum())} non-finite values)")
     if positive_values and (a <= 0).any():
         i = int(np.flatnonzero(a <= 0)[0])
-        raise ValueError(f"{name}[{i}]={a[i]!r} is out of range; allowed range: > 0")
+        raise ValueError(f"{name}[{i}]={float(a[i])!r} is out of range; allowed range: > 0")
     if nonzero and (a == 0).any():
         i = int(np.flatnonzero(a == 0)[0])
         raise ValueError(f"{name}[{i}]=0.0 is out of range; allowed range: non-zero")

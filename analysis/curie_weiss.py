@@ -149,7 +149,8 @@ class WindowSensitivity:
                 for lo, th, e, c, n in zip(self.t_min_K, self.theta_K, self.theta_err_K,
                                            self.curie_constant_emu_K_per_mol, self.n_points)]
         rows.append(("theta spread", f"{format_value(self.theta_spread_K)} K"))
-        return format_table(f"Curie–Weiss window sensitivity (upper bound {self.t_max_K:g} K)", rows)
+        title = f"Curie–Weiss window sensitivity (upper bound {self.t_max_K:g} K)"
+        return format_table(title, rows)
 
     def to_dict(self) -> dict:
         return json_safe({"window_t_min_K": self.t_min_K, "window_t_max_K": self.t_max_K,

@@ -43,6 +43,8 @@ class DcRunAnalysis:
     mh: MhSummary | None = None
     mce: MceResult | None = None
     notes: list[str] = field(default_factory=list)
+    #: the raw run's start document (provenance; not part of ``to_dict``)
+    start: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"analysis": self.kind, "raw_uid": self.raw_uid,
@@ -144,7 +146,8 @@ def analyze_dc_run(start: Mapping[str, Any], data: Mapping[str, Any], *, delta_b
     m = _column(cols, "vsm_moment")
     err = _column(cols, "vsm_moment_err", required=False)
     ok = np.isfinite(t) & np.isfinite(h) & np.isfinite(m)
-    analysis = DcRunAnalysis(kind, start.get("uid"), sample.get("name"), int(ok.sum()), n_dup)
+    analysis = DcRunAnalysis(kind, start.get("uid"), sample.get("name"), int(ok.sum()), n_dup,
+                             start=start)
     if not ok.all():
         analysis.notes.append(f"{int((~ok).sum())} rows with non-finite T, field or moment dropped")
         cols = {k: v[ok] if v.shape[:1] == ok.shape else v for k, v in cols.items()}

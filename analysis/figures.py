@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .chi_t import ChiTSummary
 from .dc import DcRunAnalysis
-from .mce import MceResult, MhSummary
+from .mce import DELTA_B_TOLERANCE_T, MceResult, MhSummary
 from .units import R_J_PER_MOL_K, bohr_magnetons_per_formula_unit
 
 _MARKERS = "osD^v<>ph*"
@@ -66,8 +66,8 @@ def plot_chi_t(summaries: ChiTSummary | Sequence[ChiTSummary], path, *,
         cw = s.curie_weiss
         if cw is not None:
             grid = np.linspace(0.0, s.t_K.max(), 50)
-            ins.plot(grid, (grid - cw.theta_K) / cw.curie_constant_emu_K_per_mol, "-", lw=1,
-                     color=line.get_color())
+            ins.plot(grid, (grid - cw.theta_K) / cw.curie_constant_emu_K_per_mol, "--", lw=1,
+                     color="black" if len(items) == 1 else line.get_color())
     ax.set_xlabel("T (K)")
     ax.set_ylabel(r"$\chi T$ (emu K mol$^{-1}$)")
     ax.set_xlim(left=0)
@@ -79,7 +79,7 @@ def plot_chi_t(summaries: ChiTSummary | Sequence[ChiTSummary], path, *,
         ins.set_xlim(left=0)
         ins.set_ylim(bottom=0)
     if any(names):
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(0.08, 0.85), frameon=False)
     if title:
         ax.set_title(title)
     return _save(fig, path)
@@ -122,7 +122,7 @@ def plot_mce(results: MceResult | Sequence[MceResult], path, *,
     for k, (r, name) in enumerate(zip(items, names)):
         span = r.b_grid_T[-1] - r.b_grid_T[0]
         wanted = delta_b_T if delta_b_T is not None else [1, 2, 3, 5, 7]
-        steps = [d for d in wanted if 0 < d <= span + 1e-9] or [span]
+        steps = [d for d in wanted if 0 < d <= span + DELTA_B_TOLERANCE_T] or [span]
         for j, d in enumerate(steps):
             c = r.at(d, unit)
             tag = f"ΔB = {d:g} T" + (f" {name}" if name else "")

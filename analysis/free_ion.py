@@ -70,7 +70,8 @@ def ground_term(ion: str) -> GroundTerm:
 def lande_g(L: float, S: float, J: float) -> float:
     """Landé factor g_J = 1 + [J(J+1) + S(S+1) − L(L+1)] / [2J(J+1)] (J > 0)."""
     if J <= 0:
-        raise ValueError(f"J={J!r} is out of range; allowed range: J > 0 (g_J is undefined at J = 0)")
+        raise ValueError(f"J={J!r} is out of range; allowed range: J > 0 "
+                         "(g_J is undefined at J = 0)")
     jj = J * (J + 1)
     return 1.0 + (jj + S * (S + 1) - L * (L + 1)) / (2.0 * jj)
 

@@ -31,6 +31,9 @@ from .results import Curve, format_table, format_value, json_safe
 
 #: Fields closer than this (T) within one isotherm are treated as the same field and averaged.
 FIELD_TOLERANCE_T = 5e-4
+#: A requested ΔB may exceed the measured span by this much (T); it is then clamped to the span
+#: (a nominal "7 T" sweep reads 6.998 T, and starts at a few mT rather than at exactly 0).
+DELTA_B_TOLERANCE_T = 0.05
 
 
 @dataclass
@@ -74,7 +77,8 @@ def group_isotherms(T_K, H_Oe, M_emu_per_mol, group=None) -> list[Isotherm]:
     m = check.array("M_emu_per_mol", M_emu_per_mol, length=t.size)
     keys = np.zeros(t.size) if group is None else np.asarray(group)
     if keys.shape != t.shape:
-        raise ValueError(f"group has shape {keys.shape}; allowed: one key per point, shape {t.shape}")
+        raise ValueError(f"group has shape {keys.shape}; allowed: one key per point, "
+                         f"shape {t.shape}")
     first_seen = list(dict.fromkeys(keys.tolist()))
     out = []
     for k in _ordered_keys(first_seen):
@@ -147,11 +151,7 @@ class MceResult:
         """−ΔS(T_mid) for one ΔB (linear in B between grid nodes); unit ``J_per_mol_K``,
         ``J_per_kg_K`` or ``R``."""
         db = self.b_grid_T - self.b_grid_T[0]
-        lo, hi = 0.0, float(db[-1])
-        d = check.finite("delta_b_T", delta_b_T)
-        if not lo < d <= hi + 1e-12:
-            raise ValueError(f"delta_b_T={d!r} is out of range; allowed range: {lo} < ΔB <= "
-                             f"{hi:.6g} T (the field range common to all isotherms)")
+        d = _clamp_delta_b(check.finite("delta_b_T", delta_b_T), float(db[-1]))
         y = np.array([np.interp(d, db, row) for row in self.minus_ds_J_per_mol_K])
         if unit == "R":
             y = units.entropy_in_units_of_R(y)
@@ -179,16 +179,35 @@ class MceResult:
         return json_safe(out)
 
 
+def _clamp_delta_b(delta_b_T: float, span_T: float) -> float:
+    if not 0 < delta_b_T <= span_T + DELTA_B_TOLERANCE_T:
+        raise ValueError(f"delta_b_T={delta_b_T!r} is out of range; allowed range: 0 < ΔB <= "
+                         f"{span_T:.6g} T (+{DELTA_B_TOLERANCE_T} T tolerance), the field range "
+                         "common to the isotherms")
+    return min(delta_b_T, span_T)
+
+
+def _complete_isotherms(isos, branches, delta_b_T: float, notes: list[str]):
+    """Drop isotherms that stop before B_start + ΔB (e.g. the last one of an aborted run)."""
+    lo = max(b[0] for b, _ in branches)
+    short = [k for k, (b, _) in enumerate(branches) if b[-1] < lo + delta_b_T - DELTA_B_TOLERANCE_T]
+    if len(isos) - len(short) < 2:
+        return isos, branches  # nothing sensible to drop: the range check below reports it
+    for k in short:
+        notes.append(f"isotherm {isos[k].key!r} ({isos[k].t_mean_K:.4g} K) reaches only "
+                     f"{branches[k][0][-1]:.4g} T < ΔB: left out")
+    keep = [k for k in range(len(isos)) if k not in short]
+    return [isos[k] for k in keep], [branches[k] for k in keep]
+
+
 def _common_grid(branches, n_field: int, delta_b_T: float):
     lo = max(b[0] for b, _ in branches)
     hi = min(b[-1] for b, _ in branches)
     if not hi > lo:
         raise ValueError(f"isotherms share no field range: common range {lo:.4g}..{hi:.4g} T; "
                          "allowed: every isotherm must cover a common interval")
-    if not 0 < delta_b_T <= hi - lo + 1e-12:
-        raise ValueError(f"delta_b_T={delta_b_T!r} is out of range; allowed range: 0 < ΔB <= "
-                         f"{hi - lo:.6g} T (common measured field range {lo:.4g}..{hi:.4g} T)")
-    return np.union1d(np.linspace(lo, hi, int(n_field)), [min(lo + delta_b_T, hi)])
+    step = lo + _clamp_delta_b(delta_b_T, hi - lo)
+    return np.union1d(np.linspace(lo, hi, int(n_field)), [step])
 
 
 def magnetic_entropy_change(T_K, H_Oe, M_emu_per_mol, group, *,
@@ -208,9 +227,11 @@ def magnetic_entropy_change(T_K, H_Oe, M_emu_per_mol, group, *,
     n_field : number of points of the common field grid.
 
     ``values`` keys: ``delta_b_T``, ``minus_delta_s_max_J_per_mol_K``, ``minus_delta_s_max_R``,
-    ``minus_delta_s_max_J_per_kg_K``, ``t_at_max_K``, ``b_start_T``, ``b_end_T``,
-    ``n_isotherms``, ``isotherm_t_K`` and, with ``ceiling_R``, ``minus_delta_s_ceiling_R``,
-    ``minus_delta_s_ceiling_J_per_kg_K``, ``fraction_of_ceiling``.
+    ``minus_delta_s_max_J_per_kg_K``, ``delta_b_actual_T``, ``t_at_max_K``, ``b_start_T``,
+    ``b_end_T``, ``mce_n_isotherms``, ``mce_isotherm_t_K`` (the isotherms used) and, with
+    ``ceiling_R``, ``minus_delta_s_ceiling_R``, ``minus_delta_s_ceiling_J_per_kg_K``,
+    ``fraction_of_ceiling``. Isotherms that stop before B_start + ΔB (an aborted run's last one)
+    are left out, with a note.
     """
     if group is None:
         raise ValueError("group=None is invalid; allowed: one isotherm key (T setpoint) per point")
@@ -233,13 +254,16 @@ def magnetic_entropy_change(T_K, H_Oe, M_emu_per_mol, group, *,
     mw = None if molar_mass_g_per_mol is None else check.positive("molar_mass_g_per_mol",
                                                                   molar_mass_g_per_mol)
     db = check.positive("delta_b_T", delta_b_T)
+    notes: list[str] = []
+    isos, branches = _complete_isotherms(isos, branches, db, notes)
+    temps = np.array([i.t_mean_K for i in isos])
     grid = _common_grid(branches, check.positive("n_field", n_field), db)
     m_grid = np.array([PchipInterpolator(b, m, extrapolate=False)(grid) for b, m in branches])
     dm_dt = np.diff(m_grid, axis=0) / np.diff(temps)[:, None]
     ds = units.maxwell_integral_to_J_per_mol_K(
         cumulative_trapezoid(dm_dt, grid, axis=1, initial=0.0))
     t_mid = 0.5 * (temps[1:] + temps[:-1])
-    result = MceResult(isos, t_mid, grid, -ds, mw, {"delta_b_T": db})
+    result = MceResult(isos, t_mid, grid, -ds, mw, {"delta_b_T": db}, notes)
     y = result.at(db).y
     k = int(np.argmax(y))
     v = result.values
@@ -247,8 +271,9 @@ def magnetic_entropy_change(T_K, H_Oe, M_emu_per_mol, group, *,
     v["minus_delta_s_max_R"] = float(units.entropy_in_units_of_R(y[k]))
     v["minus_delta_s_max_J_per_kg_K"] = (None if mw is None else
                                          float(units.entropy_J_per_mol_K_to_J_per_kg_K(y[k], mw)))
-    v.update(t_at_max_K=float(t_mid[k]), b_start_T=float(grid[0]), b_end_T=float(grid[-1]),
-             n_isotherms=len(isos), isotherm_t_K=temps.tolist())
+    v.update(delta_b_actual_T=min(db, float(grid[-1] - grid[0])), t_at_max_K=float(t_mid[k]),
+             b_start_T=float(grid[0]), b_end_T=float(grid[-1]),
+             mce_n_isotherms=len(isos), mce_isotherm_t_K=temps.tolist())
     if ceiling_R is not None:
         c = check.positive("ceiling_R", ceiling_R)
         v["minus_delta_s_ceiling_R"] = c

@@ -136,10 +136,12 @@ class DcAnalysisCallback(DocumentRouter):
         for event in unpack_event_page(doc):
             self.event(event)
 
-    def columns(self) -> dict[str, np.ndarray]:
-        """The collected rows as arrays (NaN where a row lacks a key)."""
-        keys = sorted({k for row in self._rows for k in row})
-        return {k: np.array([row.get(k, np.nan) for row in self._rows], dtype=float) for k in keys}
+    def columns(self, n_rows: int | None = None) -> dict[str, np.ndarray]:
+        """The first ``n_rows`` (default all) collected rows as arrays (NaN where a row lacks a
+        key)."""
+        rows = self._rows[:n_rows]
+        keys = sorted({k for row in rows for k in row})
+        return {k: np.array([row.get(k, np.nan) for row in rows], dtype=float) for k in keys}
 
     def _maybe_partial(self, row: dict) -> None:
         kind = (self._start or {}).get("plan_name")
@@ -155,8 +157,10 @@ class DcAnalysisCallback(DocumentRouter):
             due = self._partial_marker is not None
         due = due and marker != self._partial_marker
         if due:
+            # M(H): the new row opens the next isotherm; analyse the completed ones only
+            n_rows = None if kind == "chi_t" else len(self._rows) - 1
             try:
-                self.partial = analyze_dc_run(self._start, self.columns(), **self._kwargs)
+                self.partial = analyze_dc_run(self._start, self.columns(n_rows), **self._kwargs)
                 if self._on_partial is not None:
                     self._on_partial(self.partial)
             except Exception as exc:  # noqa: BLE001 - partial results are best effort

@@ -111,5 +111,5 @@ def moment_to_chi_molar(moment_emu, h_oe, *, mass_mg: float, molar_mass_g_per_mo
 
 
 def moment_to_chi_mass(moment_emu, h_oe, *, mass_mg: float) -> np.ndarray:
-    """Moment (emu) → mass susceptibility χ_g (emu g⁻¹ Oe⁻¹ ≡ cm³ g⁻¹), no diamagnetic correction."""
+    """Moment (emu) → mass susceptibility χ_g (emu g⁻¹ Oe⁻¹ ≡ cm³ g⁻¹), uncorrected."""
     return susceptibility(mass_magnetization(moment_emu, mass_mg=mass_mg), h_oe)

@@ -20,6 +20,8 @@ from .qd_dat_format import DatParser, detect_flavor, ole_to_unix, time_base_of
 
 __all__ = ["DatFollower"]
 
+_SIGNATURE_BYTES = 512
+
 
 def _decode(raw: bytes) -> str:
     try:
@@ -55,6 +57,7 @@ class DatFollower:
         self.offset = 0                 # bytes consumed (always at a line start)
         self.lines_parsed = 0           # lines fed to the parser since the file started
         self._inode: int | None = None
+        self._signature = b""
         self._pending: deque[dict] = deque()
         self._since_start: list[dict] = []
         self.comments: list[tuple[float | None, str]] = []
@@ -101,19 +104,29 @@ class DatFollower:
     # ------------------------------------------------------------ reading
     def _read(self) -> None:
         try:
-            st = os.stat(self.path)
+            fh = open(self.path, "rb")
         except FileNotFoundError:
             return
-        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-            kept = self._since_start
-            self._reset()                # file replaced or truncated: start over
-            self._since_start = kept
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return
-        with open(self.path, "rb") as fh:
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            ino = os.fstat(fh.fileno()).st_ino
+            # replaced (new inode, or same inode reused but other first bytes) or truncated
+            replaced = self._inode is not None and ino != self._inode
+            if not replaced and self._signature and size >= len(self._signature):
+                replaced = fh.read(len(self._signature)) != self._signature
+            if replaced or size < self.offset:
+                kept = (self._since_start, self._pending, self.comments)
+                self._reset()            # start over on the new file, keep what was read
+                self._since_start, self._pending, self.comments = kept
+            self._inode = ino
+            if not self._signature and size >= _SIGNATURE_BYTES:
+                # the first bytes identify the file: they include FILEOPENTIME (10 us steps)
+                fh.seek(0)
+                self._signature = fh.read(_SIGNATURE_BYTES)
+            if size == self.offset:
+                return
             fh.seek(self.offset)
-            chunk = fh.read(st.st_size - self.offset)
+            chunk = fh.read(size - self.offset)
         end = chunk.rfind(b"\n")
         if end < 0:
             return                       # only a partial line so far

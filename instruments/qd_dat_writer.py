@@ -49,6 +49,8 @@ class DatWriter:
     (resume after a crash: the existing header must have the same columns; a half-written
     last line left by a kill is cut off). ``tz`` is the wall-clock zone for OLE stamps
     (default: local, like MultiVu). ``info`` adds/overrides INFO items (e.g. SAMPLE_HOLDER).
+    Each write is flushed; with ``fsync=True`` (default) also fsynced (~ms per row), which
+    a fast virtual-clock simulation may turn off (``fsync=False`` still survives kill -9).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class DatWriter:
         info: Mapping[str, Any] | None = None,
         if_exists: str = "error",
         tz=None,
+        fsync: bool = True,
     ):
         self.path = Path(path)
         self.columns: tuple[str, ...] = tuple(columns)
@@ -77,6 +80,7 @@ class DatWriter:
         if if_exists not in ("error", "overwrite", "append"):
             raise ValueError(f"if_exists={if_exists!r}; allowed: 'error', 'overwrite', 'append'")
         self.tz = tz
+        self.fsync = bool(fsync)
         self._index = {c: i for i, c in enumerate(self.columns)}
         self._lock = threading.Lock()
         self.rows_written = 0
@@ -199,8 +203,9 @@ class DatWriter:
             if self._fh.closed:
                 raise ValueError(f"{self.path}: DatWriter is closed")
             self._fh.write(text)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            self._fh.flush()                # on disk for other processes, survives kill -9
+            if self.fsync:                  # ... and survives an OS crash / power loss
+                os.fsync(self._fh.fileno())
 
     def _sync_dir(self) -> None:
         try:                            # make the new directory entry durable too (POSIX)

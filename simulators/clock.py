@@ -107,3 +107,7 @@ class VirtualClock:
                 wall = MAX_WALL_WAIT_S if wake is None else self.wall_seconds(wake - now)
                 # A tiny positive floor keeps wait() from spinning when wake == now.
                 self.condition.wait(min(max(wall, 1e-4), MAX_WALL_WAIT_S))
+
+    def wait(self, cond: Callable[[], PredicateResult], instr_timeout: float | None) -> bool:
+        """Alias of :meth:`wait_until` (the name used in docs/architecture.md)."""
+        return self.wait_until(cond, instr_timeout)

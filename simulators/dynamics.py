@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -251,6 +250,14 @@ class TemperatureControl:
         return self._h.latest.t0
 
 
-# Magnet and chamber live in their own module to keep files short; re-exported here so that
-# callers import every dynamics class from one place.
-from .dynamics_magnet import DRIVEN, PERSISTENT, Chamber, Magnet  # noqa: E402,F401
+# Magnet and chamber live in their own module to keep files short; re-exported lazily here
+# (PEP 562) so callers import every dynamics class from one place without a circular import.
+_MAGNET_NAMES = ("Magnet", "Chamber", "DRIVEN", "PERSISTENT", "LINEAR", "NO_OVERSHOOT",
+                 "OSCILLATE")
+
+
+def __getattr__(name: str):
+    if name in _MAGNET_NAMES:
+        from . import dynamics_magnet
+        return getattr(dynamics_magnet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -67,7 +67,10 @@ class RunSummary:
     measurement: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-safe (non-finite floats become None)."""
+        out = dataclasses.asdict(self)
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in out.items()}
 
 
 def _sample_name(start: dict) -> str:
@@ -104,7 +107,8 @@ def open_catalog(root: str | pathlib.Path, *, create: bool = False) -> "Catalog"
         adapter = catalog_from_uri(
             f"sqlite:///{db}",
             writable_storage=[f"file://{root / FILES_DIR}", f"sqlite:///{root / TABLES_DB}"],
-            init_if_not_exists=create,
+            # initialising is slow (~seconds, even on an existing database): only when new
+            init_if_not_exists=create and not db.is_file(),
             specs=ROOT_SPECS,
         )
     except Exception as exc:  # tiled raises various types for a foreign/old database
@@ -144,6 +148,7 @@ class Catalog:
         self.client = client          # bluesky_tiled_plugins CatalogOfBlueskyRuns
         self._close_hooks: list[Callable[[], None]] = []
         self._closed = False
+        self._store = None
 
     # -- lifetime ---------------------------------------------------------------------------
     def add_close_hook(self, fn: Callable[[], None]) -> None:
@@ -172,6 +177,23 @@ class Catalog:
 
     def __repr__(self) -> str:
         return f"<spinlight Catalog {str(self.root)!r} ({len(self)} runs)>"
+
+    def store(self, name: str, doc: dict) -> None:
+        """Store one document of a run made outside the RunEngine (e.g. a derived analysis
+        run): appended to the document log first, then written by a TiledWriter
+        (batch_size=1). Usable as an ``emit`` callback."""
+        if self._closed:
+            raise RuntimeError(f"catalog {str(self.root)!r} is closed")
+        if self._store is None:
+            from bluesky_tiled_plugins import TiledWriter
+
+            from spinlight.doclog import DocLog
+
+            self._store = (DocLog(self.root), TiledWriter(self.client, batch_size=1))
+            self._close_hooks.insert(0, self._store[0].close)
+        log, writer = self._store
+        log(name, doc)
+        writer(name, doc)
 
     # -- lookup -----------------------------------------------------------------------------
     def get_run(self, ref: int | str):

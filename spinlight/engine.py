@@ -59,12 +59,14 @@ def make_run_engine(
     from bluesky.utils import PersistentDict
     from bluesky_tiled_plugins import TiledWriter
 
-    catalog = open_catalog(root, create=True)
-    root = catalog.root
+    root = pathlib.Path(root).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = _lock_md(root)          # before the (slow) catalog open: fail fast if in use
     try:
-        lock = _lock_md(root)
-    except Exception:
-        catalog.close()
+        catalog = open_catalog(root, create=True)
+    except BaseException:
+        _unlock(lock)
+        lock.close()
         raise
     kwargs = {} if context_managers is None else {"context_managers": context_managers}
     RE = RunEngine({}, **kwargs)
@@ -90,6 +92,11 @@ def make_run_engine(
         doclog.close()
         try:
             md.flush()
+            # PersistentDict re-writes its cache when garbage collected; after close another
+            # engine may own the folder, so a late write would roll the scan id back.
+            finalizer = getattr(md, "_finalizer", None)
+            if finalizer is not None:
+                finalizer.detach()
         finally:
             try:
                 _unlock(lock)

@@ -43,11 +43,11 @@ class _RunProgress:
         name = start.get("plan_name", "run")
         desc = f"scan {start.get('scan_id', '?')} {name}"
         if self.total:
-            fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{postfix}]"
+            fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
         else:
-            fmt = "{desc}: {n_fmt} points [{postfix}]"
+            fmt = "{desc}: {n_fmt} points{postfix}"
         self.bar = tqdm(total=self.total, desc=desc, unit="pt", file=file, leave=leave,
-                        bar_format=fmt, dynamic_ncols=True)
+                        bar_format=fmt, dynamic_ncols=True, mininterval=0)
 
     def event(self, doc: dict) -> None:
         if doc.get("descriptor") not in self.descriptors:
@@ -60,8 +60,8 @@ class _RunProgress:
         if not math.isfinite(t):
             t = float(doc["time"])
         self.times.append(t)
+        self.bar.set_postfix_str(self.postfix(), refresh=False)
         self.bar.update(1)
-        self.bar.set_postfix_str(self.postfix(), refresh=True)
 
     def estimate(self) -> tuple[float | None, float | None]:
         """(elapsed, remaining) instrument seconds; None where not yet known."""

@@ -1,1 +1,45 @@
-"""spinlight layer."""
+"""Sample physics for the simulators: crystal-field lanthanide ions and magnetic samples.
+
+    >>> from spinlight.simulators.samples import get_sample
+    >>> s = get_sample("mCB-Nd")
+    >>> s.molar_magnetization_emu_per_mol(300.0, 1000.0)   # emu/mol per formula unit
+
+numpy/scipy only; no other spinlight layer is imported here.
+"""
+
+from .crystal_field import (
+    CURIE_CONSTANT_EMU_K_PER_MOL,
+    NA_MU_B_EMU_PER_MOL,
+    LanthanideIon,
+    brillouin_moment_muB,
+    hemisphere_lebedev,
+)
+from .presets import SAMPLE_PRESETS, get_sample
+from .sample import VSM_NOISE_FLOOR_EMU, VSM_NOISE_RELATIVE, MagneticSample
+from .stevens import (
+    FREE_ION_TERMS,
+    STEVENS_FACTORS,
+    lande_g,
+    spin_matrices,
+    stevens_factor,
+    stevens_operator,
+)
+
+__all__ = [
+    "CURIE_CONSTANT_EMU_K_PER_MOL",
+    "NA_MU_B_EMU_PER_MOL",
+    "FREE_ION_TERMS",
+    "STEVENS_FACTORS",
+    "LanthanideIon",
+    "MagneticSample",
+    "SAMPLE_PRESETS",
+    "VSM_NOISE_FLOOR_EMU",
+    "VSM_NOISE_RELATIVE",
+    "brillouin_moment_muB",
+    "get_sample",
+    "hemisphere_lebedev",
+    "lande_g",
+    "spin_matrices",
+    "stevens_factor",
+    "stevens_operator",
+]

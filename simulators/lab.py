@@ -1,0 +1,83 @@
+"""SimulatedLab: starts every simulator on one virtual clock and reports their endpoints.
+
+This is the only module that knows all simulators; the CLI (``spinlight sim serve``) and tests
+use it. Everything binds to loopback; ports are ephemeral unless given.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+from .clock import VirtualClock
+from .mpms3 import MPMS3Simulator
+
+
+def _resolve_sample(sample):
+    """A sample object as given, or a preset by name from ``simulators.samples``."""
+    if not isinstance(sample, str):
+        return sample
+    from .samples import get_sample     # imported late: the physics is heavy
+    return get_sample(sample)
+
+
+class SimulatedLab:
+    """All simulated instruments of a lab on one virtual clock (``speed`` x wall time).
+
+    ``start()`` returns the endpoints as a JSON-ready dict::
+
+        {"mpms3": {"host": ..., "port": ..., "datafile": ..., "flavor": "MPMS3"},
+         "speed": ..., "seed": ..., "sample": ...}
+    """
+
+    def __init__(self, *, speed: float = 1000.0, seed: int = 0, sample="mCB-Nd",
+                 mass_mg: float = 20.0, data_dir, host: str = "127.0.0.1", port: int = 0,
+                 start_unix: float | None = None):
+        self.speed, self.seed, self.mass_mg = float(speed), int(seed), float(mass_mg)
+        self.sample_spec = sample
+        self.data_dir = pathlib.Path(data_dir)
+        self.host, self.port = host, port
+        self.start_unix = start_unix
+        self.clock: VirtualClock | None = None
+        self.mpms3: MPMS3Simulator | None = None
+        self.endpoints: dict | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> dict:
+        sample = _resolve_sample(self.sample_spec)
+        self.clock = VirtualClock(self.speed, self.start_unix)
+        self.mpms3 = MPMS3Simulator(self.clock, sample, mass_mg=self.mass_mg,
+                                    data_dir=self.data_dir, seed=self.seed)
+        try:
+            host, port = self.mpms3.start_server(self.host, self.port)
+        except Exception:
+            self.mpms3.stop()
+            raise
+        # A MultiPyVu EXIT from a client ends the MPMS3 server, and with it the lab.
+        self.mpms3.server.on_exit = self._stopped.set
+        name = self.sample_spec if isinstance(self.sample_spec, str) else \
+            getattr(sample, "name", str(sample))
+        self.endpoints = {
+            "mpms3": {"host": host, "port": port, "datafile": str(self.mpms3.datafile),
+                      "flavor": "MPMS3"},
+            "speed": self.speed, "seed": self.seed, "sample": name,
+        }
+        return self.endpoints
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the lab is stopped (stop() or a client's EXIT); True if it was."""
+        return self._stopped.wait(timeout_s)
+
+    def stop(self) -> None:
+        if self.clock is not None:
+            self.clock.stop()          # aborts waits (WAITFOR) so threads can end
+        if self.mpms3 is not None:
+            self.mpms3.stop()
+        self._stopped.set()
+
+    def __enter__(self) -> "SimulatedLab":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
