@@ -4,7 +4,8 @@ and publishes the result as its own, derived run.
 The derived run's start document carries ``plan_name="dc_analysis"``, ``derived_from`` (the raw
 run uid), ``analysis`` (``chi_t`` / ``m_h`` / ``mce_isotherms``) and ``results``
 (:meth:`DcRunAnalysis.to_dict`). Its ``primary`` stream holds one event with the scalar results;
-a ``curves`` stream holds one event with the derived curves as arrays. The callback never raises
+``curve_chi_t`` / ``curve_m_h`` / ``curve_mce`` streams hold the derived curves, one row per point
+(tabular storage holds scalar columns only). The callback never raises
 into the RunEngine: any failure is logged and published as a derived run with
 ``exit_status="fail"``.
 """
@@ -29,25 +30,30 @@ MIN_POINTS = 3
 MIN_PARTIAL_CW_POINTS = 5
 
 
-def _curve_columns(analysis: DcRunAnalysis) -> dict[str, np.ndarray]:
-    """Derived curves as equal-purpose arrays for the ``curves`` stream."""
-    cols: dict[str, np.ndarray] = {}
+def _curve_columns(analysis: DcRunAnalysis) -> dict[str, dict[str, np.ndarray]]:
+    """Derived curves, one stream per curve family (columns of equal length).
+
+    Each family becomes a table with one row per point: the SQLite tabular store holds
+    scalar columns only, so curves are never stored as list-valued cells.
+    """
+    streams: dict[str, dict[str, np.ndarray]] = {}
     if analysis.chi_t is not None:
         c = analysis.chi_t
-        cols.update(T_K=c.t_K, chi_emu_per_mol_Oe=c.chi_emu_per_mol_Oe,
-                    chi_t_emu_K_per_mol=c.chi_t_emu_K_per_mol,
-                    inv_chi_mol_Oe_per_emu=1.0 / c.chi_emu_per_mol_Oe)
+        streams["curve_chi_t"] = dict(
+            T_K=c.t_K, chi_emu_per_mol_Oe=c.chi_emu_per_mol_Oe,
+            chi_t_emu_K_per_mol=c.chi_t_emu_K_per_mol,
+            inv_chi_mol_Oe_per_emu=1.0 / c.chi_emu_per_mol_Oe)
     if analysis.mh is not None:
         isos = analysis.mh.isotherms
-        cols["mh_B_T"] = np.concatenate([i.b_T for i in isos])
-        cols["mh_M_muB_per_fu"] = bohr_magnetons_per_formula_unit(
-            np.concatenate([i.m_emu_per_mol for i in isos]))
-        cols["mh_T_K"] = np.concatenate([np.full(i.b_T.size, i.t_mean_K) for i in isos])
+        streams["curve_m_h"] = dict(
+            B_T=np.concatenate([i.b_T for i in isos]),
+            M_muB_per_fu=bohr_magnetons_per_formula_unit(
+                np.concatenate([i.m_emu_per_mol for i in isos])),
+            T_K=np.concatenate([np.full(i.b_T.size, i.t_mean_K) for i in isos]))
     if analysis.mce is not None:
         curve = analysis.mce.curve
-        cols["mce_T_mid_K"] = curve.x
-        cols["mce_minus_delta_s_J_per_mol_K"] = curve.y
-    return cols
+        streams["curve_mce"] = dict(T_mid_K=curve.x, minus_delta_s_J_per_mol_K=curve.y)
+    return streams
 
 
 def _data_key(value: Any) -> dict | None:
@@ -207,15 +213,19 @@ class DcAnalysisCallback(DocumentRouter):
             self._send("descriptor", desc.descriptor_doc)
             self._send("event", desc.compose_event(
                 data=scalars, timestamps={k: now for k in scalars}, seq_num=1))
-            curves = {k: np.asarray(v, dtype=float) for k, v in _curve_columns(self.result).items()}
-            if curves:
-                cdesc = bundle.compose_descriptor(name="curves", data_keys={
-                    k: {"dtype": "array", "shape": [int(v.size)], "source": "spinlight.analysis",
-                        "dtype_numpy": "<f8"} for k, v in curves.items()})
+            for stream, columns in _curve_columns(self.result).items():
+                cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+                n = min(v.size for v in cols.values())
+                if n == 0:
+                    continue
+                cdesc = bundle.compose_descriptor(name=stream, data_keys={
+                    k: {"dtype": "number", "shape": [], "source": "spinlight.analysis"}
+                    for k in cols})
                 self._send("descriptor", cdesc.descriptor_doc)
-                self._send("event", cdesc.compose_event(
-                    data={k: v.tolist() for k, v in curves.items()},
-                    timestamps={k: now for k in curves}, seq_num=1))
+                self._send("event_page", cdesc.compose_event_page(
+                    data={k: v[:n].tolist() for k, v in cols.items()},
+                    timestamps={k: [now] * n for k in cols},
+                    seq_num=list(range(1, n + 1)), time=[now] * n))
         ok = self.result is not None
         self._send("stop", bundle.compose_stop(exit_status="success" if ok else "fail",
                                                reason="" if ok else str(self.error)))

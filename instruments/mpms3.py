@@ -18,6 +18,8 @@ TEMPERATURE_APPROACH = {"fast_settle": 0, "no_overshoot": 1}
 #: MultiPyVu field approach and magnet mode codes.
 FIELD_APPROACH = {"linear": 0, "no_overshoot": 1, "oscillate": 2}
 MAGNET_MODE = {"persistent": 0, "driven": 1}
+#: The MPMS3 magnet is always driven: MultiVu refuses persistent mode on it.
+MPMS3_MAGNET_MODE = {"driven": 1}
 CHAMBER_MODE = {"seal": 0, "purge_seal": 1, "vent_seal": 2, "pump_continuous": 3,
                 "vent_continuous": 4, "high_vacuum": 5}
 
@@ -68,7 +70,7 @@ class MPMS3Driver(Driver):
         "FIELD {field_Oe},{rate_Oe_per_s},{approach},{mode}",
         (Param("field_Oe", *FIELD_RANGE_OE, "Oe"),
          Param("rate_Oe_per_s", *FIELD_RATE_OE_PER_S, "Oe/s"),
-         Choice("approach", FIELD_APPROACH), Choice("mode", MAGNET_MODE)),
+         Choice("approach", FIELD_APPROACH), Choice("mode", MPMS3_MAGNET_MODE)),
         reply=r"FIELD Command Received", doc="Start a field ramp (Oe, Oe/s, approach, mode).")
     get_field = Command("FIELD?", reply=NUMBER + r",Oe,(.+)", parse=_value_state,
                         doc="(field Oe, state text)")

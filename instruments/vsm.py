@@ -124,8 +124,11 @@ class VSMDetector(Device):
         status = DeviceStatus(self, timeout=timeout)
         with self._lock:
             self._ensure_follower()
+            self._pull()
             number = None
-            if self.mode.get() == "request" and self.continuous.get() <= 0:
+            # Rows already measured (e.g. the tail of a logged sweep) are read before any new
+            # measurement is requested: queued rows are data, never dropped.
+            if self.mode.get() == "request" and self.continuous.get() <= 0 and not self._queue:
                 number = self.driver.request_vsm(self.averaging_time_s.get())
         threading.Thread(target=self._wait_row, args=(status, number, timeout), daemon=True,
                          name=f"{self.name}-trigger").start()

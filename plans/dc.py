@@ -17,7 +17,7 @@ import bluesky.preprocessors as bpp
 
 from spinlight.instruments.errors import check_choice, check_range
 from spinlight.instruments.mpms3 import (FIELD_APPROACH, FIELD_RANGE_OE, FIELD_RATE_OE_PER_S,
-                                         MAGNET_MODE, TEMPERATURE_APPROACH, TEMPERATURE_RANGE_K,
+                                         MPMS3_MAGNET_MODE, TEMPERATURE_APPROACH, TEMPERATURE_RANGE_K,
                                          TEMPERATURE_RATE_K_PER_MIN, VSM_AVERAGING_S,
                                          VSM_LOG_INTERVAL_S)
 
@@ -53,7 +53,7 @@ def _validate_common(temperature_rate, temperature_approach, field_rate, field_a
     check_choice("approach", temperature_approach, set(TEMPERATURE_APPROACH))
     check_range("field_rate_Oe_per_s", field_rate, *FIELD_RATE_OE_PER_S, "Oe/s")
     check_choice("field_approach", field_approach, set(FIELD_APPROACH))
-    check_choice("magnet_mode", magnet_mode, set(MAGNET_MODE))
+    check_choice("magnet_mode", magnet_mode, set(MPMS3_MAGNET_MODE))
     check_range("averaging_time_s", averaging_time_s, *VSM_AVERAGING_S, "s")
 
 

@@ -74,7 +74,7 @@ class RunSummary:
 
 
 def _sample_name(start: dict) -> str:
-    sample = start.get("sample")
+    sample = start.get("sample", start.get("sample_name"))  # derived runs: sample_name
     if isinstance(sample, dict):
         return str(sample.get("name", ""))
     return "" if sample is None else str(sample)
@@ -198,22 +198,18 @@ class Catalog:
     # -- lookup -----------------------------------------------------------------------------
     def get_run(self, ref: int | str):
         """A run by scan id (``7``, ``"7"``), uid or uid prefix (≥5 chars), or negative index
-        (``-1`` = the run stored last). Several runs with one scan id: the latest wins."""
+        (``-1`` = the run stored last). Several runs with one scan id: the latest wins; an
+        all-digit string is a scan id first, then a uid prefix."""
         if isinstance(ref, str):
             text = ref.strip()
             if text.lstrip("-").isdigit():
-                ref = int(text)
-            else:
-                if len(text) < 5:
-                    raise RunNotFoundError(
-                        f"run reference {ref!r}: a uid prefix needs at least 5 characters")
                 try:
-                    return self.client[text]
-                except KeyError:
-                    raise RunNotFoundError(
-                        f"no run with uid starting {text!r} in catalog {str(self.root)!r}") from None
-                except ValueError as exc:  # ambiguous prefix
-                    raise RunNotFoundError(f"run reference {text!r}: {exc}") from None
+                    return self.get_run(int(text))
+                except RunNotFoundError:
+                    if text.startswith("-") or len(text) < 5:
+                        raise
+                # else: maybe an all-digit uid prefix
+            return self._by_uid_prefix(text)
         if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
             ref = int(ref)
             n = len(self.client)
@@ -230,6 +226,18 @@ class Catalog:
                 raise RunNotFoundError(
                     f"no run with scan_id {ref} in catalog {str(self.root)!r}") from None
         raise RunNotFoundError(f"run reference {ref!r}: expected a scan id, uid prefix or -N")
+
+    def _by_uid_prefix(self, text: str):
+        if len(text) < 5:
+            raise RunNotFoundError(
+                f"run reference {text!r}: a uid prefix needs at least 5 characters")
+        try:
+            return self.client[text]
+        except KeyError:
+            raise RunNotFoundError(
+                f"no run with uid starting {text!r} in catalog {str(self.root)!r}") from None
+        except ValueError as exc:  # ambiguous prefix
+            raise RunNotFoundError(f"run reference {text!r}: {exc}") from None
 
     @staticmethod
     def start_doc(run) -> dict:

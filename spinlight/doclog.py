@@ -223,9 +223,13 @@ def replay_log(path: str | pathlib.Path, callback: Callable[[str, dict], Any]) -
 def reinsert(path: str | pathlib.Path, catalog) -> str:
     """Re-insert the run logged in ``path`` into ``catalog`` (a spinlight Catalog or a Tiled
     client) with bluesky_tiled_plugins.TiledWriter; returns the run uid. A run whose log has
-    no stop document is inserted as it is (open)."""
+    no stop document is inserted as it is (no stop: reported 'interrupted'). For a spinlight
+    Catalog the log is copied into its ``doclog`` folder unless one is there already."""
+    import shutil
+
     from bluesky_tiled_plugins import TiledWriter
 
+    path = pathlib.Path(path)
     client = getattr(catalog, "client", catalog)
     writer = TiledWriter(client, batch_size=1)
     uid: list[str] = []
@@ -238,4 +242,12 @@ def reinsert(path: str | pathlib.Path, catalog) -> str:
     replay_log(path, cb)
     if not uid:
         raise ValueError(f"document log {str(path)!r} has no start document")
+    root = getattr(catalog, "root", None)
+    if root is not None and writer_alive(root, uid[0]) is None:
+        # keep the log with the catalog (its write-ahead record; also marks a run without
+        # stop document 'interrupted' rather than 'open')
+        start_time = next(doc for name, doc in read_log(path) if name == "start").get("time")
+        dest = log_path(root, uid[0], start_time)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
     return uid[0]

@@ -39,7 +39,7 @@ CURIE_CONSTANT_EMU_K_PER_MOL = NA_MU_B_EMU_PER_MOL * MU_B_K_PER_T * 1e-4 / 3.0
 OE_TO_T = 1e-4
 
 
-def hemisphere_lebedev(degree: int = 23) -> tuple[np.ndarray, np.ndarray]:
+def hemisphere_lebedev(degree: int = 17) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors (n, 3) and weights (n,) summing to 1 on one hemisphere of a Lebedev rule.
 
     Lebedev rules are inversion symmetric, so keeping one point of each +/- pair and
@@ -74,15 +74,16 @@ class LanthanideIon:
     ----------
     element : "Ce" ... "Yb"; L, S, J from Hund's rules (FREE_ION_TERMS), g_J from L, S, J.
     bkq_cm1 : {(k, q): B_k^q in cm^-1}, Stevens-normalised (see module docstring).
-    quadrature_degree : Lebedev degree of the powder average (23 -> 97 directions).
+    quadrature_degree : Lebedev degree of the powder average (17 -> 55 directions on the
+        hemisphere; relative error < 1e-4 against a degree-131 rule at 1.8 K, 5 T).
     brillouin_shortcut : with no crystal field, use the exact isotropic Brillouin sum.
     cache_size : number of |H| eigensystems kept (least recently used dropped).
     """
 
-    NODE_SPACING_OE = 200.0  # field grid of moment_interp_muB
+    NODE_SPACING_OE = 400.0  # field grid of moment_interp_muB and the mean-field solver
 
     def __init__(self, element: str, bkq_cm1: dict | None = None, *,
-                 quadrature_degree: int = 23, brillouin_shortcut: bool = True,
+                 quadrature_degree: int = 17, brillouin_shortcut: bool = True,
                  cache_size: int = 1024):
         if element not in FREE_ION_TERMS:
             raise ValueError(f"element must be one of {sorted(FREE_ION_TERMS)}, got {element!r}")
@@ -165,37 +166,34 @@ class LanthanideIon:
         e, m = self.eigensystem(h, use_cache=use_cache)
         return (np.sign(h) * self._thermal(e, m, t, self.weights)).reshape(T.shape)
 
+    def node_moments_muB(self, T_K: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Moments (mu_B per ion) at T_K (N,) and fields nodes * NODE_SPACING_OE, nodes (N, W)
+        integer (negative allowed: M(-H) = -M(H)); exact, eigensystems cached per node."""
+        t = np.asarray(T_K, dtype=float)
+        if self.isotropic:
+            return brillouin_moment_muB(t[:, None], nodes * self.NODE_SPACING_OE, self.g_J, self.J)
+        uniq, inv = np.unique(np.abs(nodes), return_inverse=True)
+        inv = inv.reshape(nodes.shape)
+        e_u, m_u = self.eigensystem(uniq * self.NODE_SPACING_OE)
+        out = np.empty(nodes.shape)
+        for j in range(nodes.shape[1]):  # keeps the gathered arrays at (N, ndir, d)
+            out[:, j] = self._thermal(e_u[inv[:, j]], m_u[inv[:, j]], t, self.weights)
+        return out * (np.sign(nodes) + (nodes == 0))
+
     def moment_interp_muB(self, T_K, H_Oe) -> np.ndarray:
         """Like moment_muB, but cubic (4-point Lagrange) interpolation in H between cached
         eigensystems on a uniform |H| grid of spacing NODE_SPACING_OE.
 
-        Used inside the mean-field solver, where every (T, H) point has its own effective
-        field: cost is then a few cached diagonalisations instead of one per point and
-        iteration. Relative error < 1e-5 for doublets with g_eff <= 20 at T >= 1.8 K.
+        Relative error ~1e-7 for the presets (< 1e-4 even for g_eff = 20 doublets at
+        1.8 K); used by the mean-field solver, where every (T, H) point has its own
+        effective field.
         """
         T, H = _check_TH(T_K, H_Oe)
-        if self.isotropic:
-            return brillouin_moment_muB(T, H, self.g_J, self.J)
-        t, h = T.ravel(), H.ravel()
-        dh = self.NODE_SPACING_OE
-        u = np.abs(h) / dh
-        k0 = np.floor(u).astype(int)
-        s = u - k0  # position inside [k0, k0+1]
-        offs = np.array([-1, 0, 1, 2])
-        nodes = k0[:, None] + offs  # (N, 4); negative nodes via M(-h) = -M(h)
-        # Lagrange basis on nodes -1, 0, 1, 2 evaluated at s
-        sc = s[:, None]
-        lag = np.concatenate([
-            -sc * (sc - 1) * (sc - 2) / 6, (sc + 1) * (sc - 1) * (sc - 2) / 2,
-            -(sc + 1) * sc * (sc - 2) / 2, (sc + 1) * sc * (sc - 1) / 6], axis=1)
-        uniq, inv = np.unique(np.abs(nodes), return_inverse=True)
-        e_u, m_u = self.eigensystem(uniq * dh)
-        vals = np.empty(nodes.shape)
-        inv = inv.reshape(nodes.shape)
-        for j in range(4):  # loop keeps the gathered arrays at (N, ndir, d)
-            vals[:, j] = self._thermal(e_u[inv[:, j]], m_u[inv[:, j]], t, self.weights)
-        vals *= np.sign(nodes) + (nodes == 0)
-        return (np.sign(h) * (lag * vals).sum(1)).reshape(T.shape)
+        t, h = T.ravel(), np.abs(H.ravel())
+        k_lo = np.floor(h / self.NODE_SPACING_OE).astype(int) - 1
+        table = self.node_moments_muB(t, k_lo[:, None] + np.arange(4))
+        out = interpolate_node_table(table, k_lo, h, self.NODE_SPACING_OE)
+        return (np.sign(H.ravel()) * out).reshape(T.shape)
 
     def molar_magnetization_emu_per_mol(self, T_K, H_Oe, use_cache: bool = True) -> np.ndarray:
         """Molar magnetisation per mol of ions, emu/mol (no diamagnetism, no exchange)."""
@@ -209,3 +207,16 @@ def _check_TH(T_K, H_Oe) -> tuple[np.ndarray, np.ndarray]:
     if np.any(~np.isfinite(H)):
         raise ValueError("H_Oe must be finite")
     return T, H
+
+
+def interpolate_node_table(table: np.ndarray, k_lo: np.ndarray, h: np.ndarray, spacing: float):
+    """Cubic Lagrange interpolation at fields h (N,) >= 0 from values table (N, W) known at
+    nodes (k_lo + j) * spacing; the 4-node stencil must lie inside each row's window."""
+    u = h / spacing
+    k0 = np.floor(u).astype(int)
+    s = (u - k0)[:, None]
+    col = (k0 - 1 - k_lo)[:, None] + np.arange(4)
+    vals = np.take_along_axis(table, np.clip(col, 0, table.shape[1] - 1), axis=1)
+    lag = np.concatenate([-s * (s - 1) * (s - 2) / 6, (s + 1) * (s - 1) * (s - 2) / 2,
+                          -(s + 1) * s * (s - 2) / 2, (s + 1) * s * (s - 1) / 6], axis=1)
+    return (lag * vals).sum(1)

@@ -27,13 +27,13 @@ def test_temperature_commands_and_readback():
 
 def test_field_chamber_waitfor():
     d = driver([
-        ("FIELD 50000.0,100.0,0,0", "FIELD Command Received"),
+        ("FIELD 50000.0,100.0,0,1", "FIELD Command Received"),
         ("FIELD?", "-1.5e+03,Oe,Holding (driven)"),
         ("CHAMBER 1", "CHAMBER Command Received"),
         ("CHAMBER?", "1.0,,Purged and Sealed"),
         ("WAITFOR 0.0,600.0,3", "WAITFOR Command Received,0"),
     ])
-    d.set_field(50000, 100, "linear", "persistent")
+    d.set_field(50000, 100, "linear", "driven")
     assert d.get_field() == (-1500.0, "Holding (driven)")
     d.set_chamber("purge_seal")
     assert d.get_chamber() == (1, "Purged and Sealed")
@@ -62,7 +62,8 @@ def test_simulator_extension():
     (lambda d: d.set_temperature(300, 50, "fast_settle"), ["rate_K_per_min", "50", "20"]),
     (lambda d: d.set_temperature(300, 5, "slowly"), ["approach", "slowly", "fast_settle"]),
     (lambda d: d.set_field(80000, 100, "linear", "driven"), ["field_Oe", "80000", "70000"]),
-    (lambda d: d.set_field(1000, 100, "linear", "superconducting"), ["mode", "persistent"]),
+    (lambda d: d.set_field(1000, 100, "linear", "superconducting"), ["mode", "driven"]),
+    (lambda d: d.set_field(1000, 100, "linear", "persistent"), ["mode", "persistent", "driven"]),
     (lambda d: d.set_temperature(float("nan"), 5, "fast_settle"), ["temperature_K", "nan"]),
 ])
 def test_bad_input_is_rejected_before_sending(call, words):
