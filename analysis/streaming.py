@@ -4,8 +4,8 @@ and publishes the result as its own, derived run.
 The derived run's start document carries ``plan_name="dc_analysis"``, ``derived_from`` (the raw
 run uid), ``analysis`` (``chi_t`` / ``m_h`` / ``mce_isotherms``) and ``results``
 (:meth:`DcRunAnalysis.to_dict`). Its ``primary`` stream holds one event with the scalar results;
-``curve_chi_t`` / ``curve_m_h`` / ``curve_mce`` streams hold the derived curves, one row per point
-(tabular storage holds scalar columns only). The callback never raises
+the curves are not stored again: they are recomputed from the raw run (``spinlight fit``), which
+keeps storing a result cheap (TiledWriter writes table rows one request at a time). The callback never raises
 into the RunEngine: any failure is logged and published as a derived run with
 ``exit_status="fail"``.
 """
@@ -20,7 +20,6 @@ import numpy as np
 from event_model import DocumentRouter, RunRouter, compose_run, unpack_event_page
 
 from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
-from .units import bohr_magnetons_per_formula_unit
 
 logger = logging.getLogger(__name__)
 
@@ -28,32 +27,6 @@ logger = logging.getLogger(__name__)
 MIN_POINTS = 3
 #: Points in the Curie–Weiss window before a partial χT result is computed.
 MIN_PARTIAL_CW_POINTS = 5
-
-
-def _curve_columns(analysis: DcRunAnalysis) -> dict[str, dict[str, np.ndarray]]:
-    """Derived curves, one stream per curve family (columns of equal length).
-
-    Each family becomes a table with one row per point: the SQLite tabular store holds
-    scalar columns only, so curves are never stored as list-valued cells.
-    """
-    streams: dict[str, dict[str, np.ndarray]] = {}
-    if analysis.chi_t is not None:
-        c = analysis.chi_t
-        streams["curve_chi_t"] = dict(
-            T_K=c.t_K, chi_emu_per_mol_Oe=c.chi_emu_per_mol_Oe,
-            chi_t_emu_K_per_mol=c.chi_t_emu_K_per_mol,
-            inv_chi_mol_Oe_per_emu=1.0 / c.chi_emu_per_mol_Oe)
-    if analysis.mh is not None:
-        isos = analysis.mh.isotherms
-        streams["curve_m_h"] = dict(
-            B_T=np.concatenate([i.b_T for i in isos]),
-            M_muB_per_fu=bohr_magnetons_per_formula_unit(
-                np.concatenate([i.m_emu_per_mol for i in isos])),
-            T_K=np.concatenate([np.full(i.b_T.size, i.t_mean_K) for i in isos]))
-    if analysis.mce is not None:
-        curve = analysis.mce.curve
-        streams["curve_mce"] = dict(T_mid_K=curve.x, minus_delta_s_J_per_mol_K=curve.y)
-    return streams
 
 
 def _data_key(value: Any) -> dict | None:
@@ -156,8 +129,12 @@ class DcAnalysisCallback(DocumentRouter):
             lo = self._kwargs.get("cw_t_min_K", 150.0)
             hi = self._kwargs.get("cw_t_max_K", 300.0)
             self._in_window += int(lo <= t <= hi)
-            due = self._in_window >= MIN_PARTIAL_CW_POINTS
-            marker = self._in_window
+            # Refit when the window has grown by half since the last partial fit: geometric
+            # steps keep the streaming cost linear in the number of points.
+            last = self._partial_marker or 0
+            due = (self._in_window >= MIN_PARTIAL_CW_POINTS
+                   and self._in_window >= max(MIN_PARTIAL_CW_POINTS, int(1.5 * last)))
+            marker = self._in_window if due else self._partial_marker
         else:
             marker = row.get("mpms3_temperature_setpoint")
             due = self._partial_marker is not None
@@ -213,19 +190,6 @@ class DcAnalysisCallback(DocumentRouter):
             self._send("descriptor", desc.descriptor_doc)
             self._send("event", desc.compose_event(
                 data=scalars, timestamps={k: now for k in scalars}, seq_num=1))
-            for stream, columns in _curve_columns(self.result).items():
-                cols = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
-                n = min(v.size for v in cols.values())
-                if n == 0:
-                    continue
-                cdesc = bundle.compose_descriptor(name=stream, data_keys={
-                    k: {"dtype": "number", "shape": [], "source": "spinlight.analysis"}
-                    for k in cols})
-                self._send("descriptor", cdesc.descriptor_doc)
-                self._send("event_page", cdesc.compose_event_page(
-                    data={k: v[:n].tolist() for k, v in cols.items()},
-                    timestamps={k: [now] * n for k in cols},
-                    seq_num=list(range(1, n + 1)), time=[now] * n))
         ok = self.result is not None
         self._send("stop", bundle.compose_stop(exit_status="success" if ok else "fail",
                                                reason="" if ok else str(self.error)))

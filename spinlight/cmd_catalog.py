@@ -7,9 +7,13 @@ import datetime
 import json
 import math
 import pathlib
+import re
 import sys
 
 from spinlight.config import default_data_dir
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def add_data_option(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +124,9 @@ def register(sub) -> None:
     p.add_argument("--molar-mass", required=True, type=float, metavar="G",
                    help="molar mass (g/mol per formula unit)")
     p.add_argument("--diamagnetic", type=float, default=0.0, metavar="X",
-                   help="diamagnetic correction (emu/mol/Oe, <= 0; default 0)")
+                   help="diamagnetic correction (emu/mol/Oe, <= 0; default 0), e.g. -4.2e-4")
+    # argparse only takes '-0.1'-style negatives as values; accept '-4.2e-4' too
+    p._negative_number_matcher = _NEGATIVE_NUMBER
     p.add_argument("--formula", default=None, help="chemical formula")
     p.add_argument("--ions", default=None, metavar="SPEC",
                    help="magnetic ions per formula unit, e.g. 'Er=1' or 'Nd=1,Yb=1'")

@@ -224,7 +224,7 @@ def test_cli_import_runs_and_fit_real_files(fresh_root, capsys):
 
     root = fresh_root()
     assert cli("import", MVT, "--sample", "ErBAT", "--mass-mg", 7.2, "--molar-mass", 839.24,
-               "--ions", "Er=1", "--diamagnetic", -4.2e-4, "--data", root) == 0
+               "--ions", "Er=1", "--diamagnetic", "-4.2e-4", "--data", root) == 0
     # MPMS-XL file: no molar mass in the header; a placeholder value is given here
     assert cli("import", ZFC, "--sample", "pb6051", "--mass-mg", 48.4, "--molar-mass", 1000,
                "--data", root) == 0
@@ -256,13 +256,18 @@ def test_cli_import_runs_and_fit_real_files(fresh_root, capsys):
         log = next((root / "doclog").glob(f"*/{start['uid']}.jsonl"))
         assert len(logged_events(log)) == 300
 
-        # a derived analysis run stored for the raw run (streaming analysis replayed on the log)
-        from spinlight.analysis.streaming import make_dc_analysis_router
+        # a derived result run linked to the raw run, stored as the streaming analysis does
+        from event_model import compose_run
 
-        router = make_dc_analysis_router(cat.store)
-        for name, doc in read_log(log):
-            router(name, {**doc, "plan_name": "chi_t"} if name == "start" else doc)
-        assert len(cat.derived_runs(start["uid"])) == 1
+        from spinlight.analysis.dc import analyze_dc_run
+
+        results = analyze_dc_run({**start, "plan_name": "chi_t"}, data).to_dict()
+        bundle = compose_run(metadata={"plan_name": "dc_analysis", "derived_from": start["uid"],
+                                       "analysis": "chi_t", "results": results})
+        cat.store("start", bundle.start_doc)
+        cat.store("stop", bundle.compose_stop())
+        assert [cat.start_doc(r)["uid"] for r in cat.derived_runs(start["uid"])] == [
+            bundle.start_doc["uid"]]
 
     capsys.readouterr()
     assert cli("fit", runs[0]["scan_id"], "--json", "--data", root) == 0
@@ -335,3 +340,32 @@ def test_progress_eta_from_instrument_time_and_never_raises():
         cb("event", d.compose_event(data={"det": 1.0}, timestamps={"det": 0.0}, time=100.0 + 2 * i))
     assert cb.last.estimate() == (pytest.approx(6.0), None)
     cb("stop", b.compose_stop(exit_status="abort"))
+
+
+# -- document log details ------------------------------------------------------------------------
+def test_doclog_numpy_values_lock_and_torn_last_line(tmp_path):
+    from event_model import compose_run
+
+    from spinlight.doclog import DocLog
+
+    log = DocLog(tmp_path)
+    b = compose_run(metadata={"plan_name": "count", "arr": np.arange(3)})
+    d = b.compose_descriptor(name="primary", data_keys={
+        "x": {"source": "x", "dtype": "number", "shape": []},
+        "trace": {"source": "x", "dtype": "array", "shape": [4]}})
+    log("start", b.start_doc)
+    uid = b.start_doc["uid"]
+    assert writer_alive(tmp_path, uid) is True          # lock held while the run is open
+    log("descriptor", d.descriptor_doc)
+    log("event", d.compose_event(data={"x": np.float32(1.5), "trace": np.linspace(0, 1, 4)},
+                                 timestamps={"x": 0.0, "trace": 0.0}, seq_num=1))
+    path = log.paths[uid]
+    with open(path, "a") as fh:                          # a writer killed mid-line
+        fh.write('{"name": "event", "doc": {"uid": "abc", "da')
+    docs = list(read_log(path))
+    assert [n for n, _ in docs] == ["start", "descriptor", "event"]
+    assert docs[0][1]["arr"] == [0, 1, 2]
+    assert docs[2][1]["data"] == {"x": 1.5, "trace": [0.0, 1 / 3, 2 / 3, 1.0]}
+    log.close()                                          # closed without a stop document
+    assert writer_alive(tmp_path, uid) is False
+    assert writer_alive(tmp_path, "no-such-uid") is None
