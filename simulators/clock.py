@@ -5,6 +5,14 @@ that must wait for something (a wait-for, a measurement finishing) blocks on one
 condition variable with a wall-clock timeout derived from the instrument time at which the
 awaited thing is due; commands that change state call :meth:`VirtualClock.notify` so waiters
 re-evaluate at once. There is never a busy loop.
+
+With ``freeze_when_idle=True`` (what the simulated lab uses) instrument time runs only while the
+instrument has something to do: a ramp or settle in progress, a measurement pending, continuous
+logging, or someone waiting on the clock for a later instrument time. When all of that is over
+the clock stops exactly where the last activity ended. The client's own latency (storage,
+Python, network) therefore costs no instrument time, as on a real instrument where it is
+negligible next to a 30 s point; and every command issued while idle is stamped at a
+deterministic instrument time.
 """
 
 from __future__ import annotations
@@ -37,19 +45,46 @@ class VirtualClock:
         Instrument time (Unix s) at creation; default the current wall time.
     """
 
-    def __init__(self, speed: float = 1000.0, start_unix: float | None = None):
+    def __init__(self, speed: float = 1000.0, start_unix: float | None = None, *,
+                 freeze_when_idle: bool = False):
         if not speed > 0:
             raise ValueError(f"speed must be > 0 (got {speed!r})")
         self.speed = float(speed)
         self.start_unix = time.time() if start_unix is None else float(start_unix)
-        self._mono0 = time.monotonic()
+        self.freeze_when_idle = bool(freeze_when_idle)
+        self._base = self.start_unix          # instrument time at wall time _wall_base
+        self._wall_base = time.monotonic()
+        self._time_lock = threading.Lock()
+        self._activity: list[Callable[[], float]] = []
+        self._wakes: dict[int, float] = {}    # waiter id -> instrument time it waits for
         self.condition = threading.Condition()
         self._stopped = False
 
     # -- time conversions -------------------------------------------------------------------
+    def add_activity(self, busy_until: Callable[[], float]) -> None:
+        """Register a source of activity: ``busy_until()`` is the instrument time (Unix s)
+        until which it keeps the instrument busy (``-inf`` idle, ``inf`` indefinitely). It
+        must not call :meth:`now`."""
+        with self._time_lock:
+            self._activity.append(busy_until)
+
+    def _horizon(self) -> float:
+        h = max(self._wakes.values(), default=-float("inf"))
+        for fn in self._activity:
+            h = max(h, fn())
+        return h
+
     def now(self) -> float:
         """Instrument time, Unix seconds."""
-        return self.start_unix + (time.monotonic() - self._mono0) * self.speed
+        with self._time_lock:
+            wall = time.monotonic()
+            t = self._base + (wall - self._wall_base) * self.speed
+            if self.freeze_when_idle:
+                horizon = self._horizon()
+                if t >= horizon:  # idle since `horizon`: time stands there
+                    t = max(horizon, self._base)
+                    self._base, self._wall_base = t, wall
+            return t
 
     def wall_seconds(self, instr_s: float) -> float:
         """Wall seconds that ``instr_s`` instrument seconds take."""
@@ -91,22 +126,32 @@ class VirtualClock:
         :class:`ClockStopped` if the clock is stopped meanwhile.
         """
         deadline = None if instr_timeout is None else self.now() + max(0.0, instr_timeout)
-        with self.condition:
-            while True:
-                if self._stopped:
-                    raise ClockStopped("virtual clock stopped")
-                res = predicate()
-                if res is True:
-                    return True
-                now = self.now()
-                if deadline is not None and now >= deadline:
-                    return False
-                wake = deadline
-                if res is not False and res is not None:
-                    wake = float(res) if wake is None else min(wake, float(res))
-                wall = MAX_WALL_WAIT_S if wake is None else self.wall_seconds(wake - now)
-                # A tiny positive floor keeps wait() from spinning when wake == now.
-                self.condition.wait(min(max(wall, 1e-4), MAX_WALL_WAIT_S))
+        key = id(threading.current_thread())
+        try:
+            with self.condition:
+                while True:
+                    if self._stopped:
+                        raise ClockStopped("virtual clock stopped")
+                    res = predicate()
+                    if res is True:
+                        return True
+                    now = self.now()
+                    if deadline is not None and now >= deadline:
+                        return False
+                    wake = deadline
+                    if res is not False and res is not None:
+                        wake = float(res) if wake is None else min(wake, float(res))
+                    with self._time_lock:  # a waiter keeps time running until its wake time
+                        if wake is None:
+                            self._wakes.pop(key, None)
+                        else:
+                            self._wakes[key] = wake
+                    wall = MAX_WALL_WAIT_S if wake is None else self.wall_seconds(wake - now)
+                    # A tiny positive floor keeps wait() from spinning when wake == now.
+                    self.condition.wait(min(max(wall, 1e-4), MAX_WALL_WAIT_S))
+        finally:
+            with self._time_lock:
+                self._wakes.pop(key, None)
 
     def wait(self, cond: Callable[[], PredicateResult], instr_timeout: float | None) -> bool:
         """Alias of :meth:`wait_until` (the name used in docs/architecture.md)."""

@@ -45,7 +45,7 @@ class SimulatedLab:
 
     def start(self) -> dict:
         sample = _resolve_sample(self.sample_spec)
-        self.clock = VirtualClock(self.speed, self.start_unix)
+        self.clock = VirtualClock(self.speed, self.start_unix, freeze_when_idle=True)
         self.mpms3 = MPMS3Simulator(self.clock, sample, mass_mg=self.mass_mg,
                                     data_dir=self.data_dir, seed=self.seed)
         try:

@@ -15,6 +15,7 @@ Simulator extension (docs/architecture.md): ``SPINLIGHT_VSM``, ``SPINLIGHT_VSM_L
 from __future__ import annotations
 
 import re
+import math
 import threading
 from pathlib import Path
 
@@ -66,6 +67,7 @@ class MPMS3Simulator:
                                 molecular_weight=getattr(sample, "molar_mass_g_per_mol", None),
                                 app="MPMS3", open_time_unix=clock.now())
         self.vsm = VsmEngine(self)
+        clock.add_activity(self._busy_until)
         self.vsm.start()
         self.server: MultiVuServer | None = None
         self._actions = {
@@ -78,6 +80,14 @@ class MPMS3Simulator:
             "SPINLIGHT_DATAFILE?": lambda q: f"{self.datafile},,OK",
             "SPINLIGHT_CLOCK?": lambda q: f"{self.clock.now():.3f},s,{self.clock.speed:g}",
         }
+
+    def _busy_until(self) -> float:
+        """Instrument time until which T, H or the chamber are still moving (the clock runs
+        until then). Pending measurements and log rows keep it running through the VSM
+        engine's wait on the clock."""
+        end = math.inf
+        return max(self.temperature.settled_at(end), self.magnet.settled_at(end),
+                   self.chamber.settled_at(end))
 
     @staticmethod
     def _new_path(data_dir: Path, name: str) -> Path:

@@ -12,6 +12,7 @@ run. Only the wall-clock moment a row reaches the file depends on scheduling.
 from __future__ import annotations
 
 import heapq
+import math
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -124,9 +125,15 @@ class VsmEngine:
 
     def _next_due(self) -> tuple[float, object] | None:
         best = (self._jobs[0].due, "job") if self._jobs else None
+        # Continuous logging records sweeps: rows are due while T or H moves (plus one last
+        # row at the end point); a stable instrument logs nothing and its clock may freeze.
+        motion_end = max(self.sim.temperature.settled_at(math.inf),
+                         self.sim.magnet.settled_at(math.inf))
         for s in self._logs:
             tk = s.grid_time(s.next_k)
             if s.end is not None and tk >= s.end:
+                continue
+            if tk > motion_end + s.interval_s:
                 continue
             due = tk + s.averaging_s / 2.0
             if best is None or due < best[0]:

@@ -47,9 +47,11 @@ def campaign_for(quick: bool) -> dict:
                 "mce": dict(temperatures_K=[1.8, 2.5, 3.5, 5.0, 7.0], max_field_Oe=20000.0,
                             fields_Oe=[0, 2500, 5000, 10000, 15000, 20000])}
     return {"chi_t": dict(field_Oe=1000.0, t_start_K=300.0, t_stop_K=1.8, mode="sweep",
-                          rate_K_per_min=2.0, log_interval_s=10.0),
+                          rate_K_per_min=2.0, log_interval_s=30.0),
             "mce": dict(temperatures_K=[1.8, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 21],
-                        max_field_Oe=50000.0)}
+                        max_field_Oe=50000.0, field_rate_Oe_per_s=200.0,
+                        fields_Oe=[0, 1000, 2500, 5000, 7500, 10000, 15000, 20000, 25000,
+                                   30000, 35000, 40000, 45000, 50000])}
 
 
 def measure_sample(RE, name: str, *, out: pathlib.Path, speed: float, seed: int, mass_mg: float,
