@@ -133,6 +133,19 @@ class SerialTransport:
             self._port.close()
 
 
+def _quiet_multipyvu_logging() -> None:
+    """MultiPyVu's client configures logging on connect: it replaces the *root* logger's
+    handlers and writes ``QdMultiVu.log`` into the current folder. In a long-running
+    acquisition process that clobbers the application's logging, so only that setup step is
+    replaced; the client itself is Quantum Design's, unchanged."""
+    import MultiPyVu.MultiVuClient_base as base
+
+    def setup_logging(display_logger_name: bool = True) -> None:
+        logging.getLogger("MultiVuClient").setLevel(logging.WARNING)
+
+    base.setup_logging = setup_logging
+
+
 class MultiVuTransport:
     """Quantum Design's ``MultiPyVu.Client`` as a transport.
 
@@ -162,13 +175,13 @@ class MultiVuTransport:
                 return
             from MultiPyVu import Client
 
+            _quiet_multipyvu_logging()
             client = Client(host=self.host, port=self.port)
             try:
                 self._call(client.__enter__, "START")
             except InstrumentError:
                 raise
             self._client = client
-            logging.getLogger("MultiPyVu").setLevel(logging.WARNING)
 
     @property
     def connected(self) -> bool:
