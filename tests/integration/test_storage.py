@@ -245,7 +245,7 @@ def test_cli_import_runs_and_fit_real_files(fresh_root, capsys):
         start = cat.start_doc(run)
         assert start["sample"]["mass_mg"] == 7.2 and start["sample"]["ions"] == {"Er": 1.0}
         assert start["sample"]["diamagnetic_emu_per_mol_Oe"] == -4.2e-4
-        assert start["imported_from"]["path"] == str(MVT)
+        assert start["imported_from"]["path"] == str(MVT.resolve())
         assert len(start["imported_from"]["sha256"]) == 64
         data = cat.read_primary(run)
         np.testing.assert_array_equal(data["vsm_moment"], dat.column(dat.moment_column()))
