@@ -318,9 +318,6 @@ def test_same_seed_gives_identical_values(tmp_path):
 
 # -- the CLI ------------------------------------------------------------------------------------
 def test_cli_sim_serve_prints_endpoints_and_serves(tmp_path):
-    samples = pytest.importorskip("spinlight.simulators.samples")
-    if not hasattr(samples, "get_sample"):
-        pytest.skip("spinlight.simulators.samples.get_sample is not available yet")
     cmd = [sys.executable, "-m", "spinlight.cli", "sim", "serve", "--speed", "1000",
            "--seed", "3", "--sample", "mCB-Nd", "--data-dir", str(tmp_path / "d"), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
