@@ -35,13 +35,13 @@ class DatImportError(ValueError):
 
 
 def _positive(name: str, value: Any) -> float:
+    """The analysis layer's check, raised as an import error (names parameter, value, range)."""
+    from spinlight.analysis._validate import positive
+
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise DatImportError(f"{name} must be a number > 0, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise DatImportError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+        return positive(name, value)
+    except ValueError as exc:
+        raise DatImportError(str(exc)) from None
 
 
 def parse_ions(text: str | None) -> dict[str, float] | None:
