@@ -22,18 +22,10 @@ from spinlight.instruments.mpms3 import (FIELD_APPROACH, FIELD_RANGE_OE, FIELD_R
                                          VSM_LOG_INTERVAL_S)
 
 from .safety import mpms3_safe_state
-from .sample import Sample, finite_list
+from .sample import Sample, as_sample, finite_list
 
 T_LO, T_HI = TEMPERATURE_RANGE_K
 H_LO, H_HI = FIELD_RANGE_OE
-
-
-def _sample(sample) -> Sample:
-    if isinstance(sample, Sample):
-        return sample
-    if isinstance(sample, dict):
-        return Sample.from_md(sample)
-    raise ValueError(f"sample={sample!r} must be a spinlight Sample or a dict of sample metadata")
 
 
 def _configure(mpms3, vsm, *, temperature_rate, temperature_approach, field_rate, field_approach,
@@ -93,7 +85,7 @@ def chi_t(mpms3, vsm, sample, *, field_Oe: float = 1000.0, t_start_K: float = 30
     ``t_start_K`` to ``t_stop_K`` at ``rate_K_per_min`` with continuous VSM every
     ``log_interval_s`` instrument seconds (MultiVu's sweep mode, ~9 s per point).
     """
-    sample = _sample(sample)
+    sample = as_sample(sample)
     check_choice("mode", mode, {"settle", "sweep"})
     check_range("field_Oe", field_Oe, H_LO, H_HI, "Oe")
     check_range("t_start_K", t_start_K, T_LO, T_HI, "K")
@@ -166,7 +158,7 @@ def m_h(mpms3, vsm, sample, *, temperatures_K, fields_Oe, loop: bool = False,
     ``loop=True`` turns a non-negative field list into a full loop 0 → +H → −H → +H.
     With ``zero_field_between`` the field returns to zero before each temperature change.
     """
-    sample = _sample(sample)
+    sample = as_sample(sample)
     temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
     fields = finite_list("fields_Oe", fields_Oe, H_LO, H_HI, "Oe")
     _validate_common(rate_K_per_min, approach, field_rate_Oe_per_s, field_approach, magnet_mode,

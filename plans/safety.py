@@ -5,11 +5,16 @@ from __future__ import annotations
 import bluesky.plan_stubs as bps
 
 
+def qd_safe_state(system):
+    """A Quantum Design system (MPMS3 or PPMS): hold the temperature where it is and ramp the
+    field to zero (in the magnet mode the plan configured: driven, or persistent on a PPMS)."""
+    if system.temperature.moving:
+        yield from bps.stop(system.temperature)  # the device re-targets its current value
+    yield from bps.mv(system.field, 0.0)
+
+
 def mpms3_safe_state(mpms3, vsm=None):
-    """Stop continuous logging, hold the temperature where it is, ramp the field to zero."""
+    """Stop continuous VSM logging, then :func:`qd_safe_state`."""
     if vsm is not None and vsm.continuous.get() > 0:
         yield from bps.mv(vsm.continuous, 0)
-    if mpms3.temperature.moving:
-        yield from bps.stop(mpms3.temperature)  # the device re-targets its current value
-    yield from bps.mv(mpms3.field, 0.0)
-
+    yield from qd_safe_state(mpms3)

@@ -61,6 +61,15 @@ class Sample:
                    holder=md.get("holder", ""))
 
 
+def as_sample(sample) -> Sample:
+    """A :class:`Sample` from a Sample or a dict of sample metadata (as in a start document)."""
+    if isinstance(sample, Sample):
+        return sample
+    if isinstance(sample, Mapping):
+        return Sample.from_md(sample)
+    raise ValueError(f"sample={sample!r} must be a spinlight Sample or a dict of sample metadata")
+
+
 def finite_list(parameter: str, values, low: float, high: float, unit: str) -> list[float]:
     """Validate a non-empty list of numbers, each inside ``low..high``."""
     try:

@@ -3,10 +3,13 @@
     >>> from spinlight.simulators.samples import get_sample
     >>> s = get_sample("mCB-Nd")
     >>> s.molar_magnetization_emu_per_mol(300.0, 1000.0)   # emu/mol per formula unit
+    >>> ac = get_ac_model("mCB-Nd")
+    >>> chi1, chi2 = ac.chi_molar(2.0, 1200.0, [1.0, 10.0, 1000.0])  # emu/(mol Oe) per f.u.
 
 numpy/scipy only; no other spinlight layer is imported here.
 """
 
+from .ac_response import AcModel, RelaxationProcess, generalized_debye
 from .crystal_field import (
     CURIE_CONSTANT_EMU_K_PER_MOL,
     NA_MU_B_EMU_PER_MOL,
@@ -14,7 +17,8 @@ from .crystal_field import (
     brillouin_moment_muB,
     hemisphere_lebedev,
 )
-from .presets import SAMPLE_PRESETS, get_sample
+from .presets import AC_PRESETS, SAMPLE_PRESETS, get_ac_model, get_sample
+from .relaxation_rates import RelaxationRates
 from .sample import VSM_NOISE_FLOOR_EMU, VSM_NOISE_RELATIVE, MagneticSample
 from .stevens import (
     FREE_ION_TERMS,
@@ -26,16 +30,22 @@ from .stevens import (
 )
 
 __all__ = [
+    "AC_PRESETS",
+    "AcModel",
     "CURIE_CONSTANT_EMU_K_PER_MOL",
     "NA_MU_B_EMU_PER_MOL",
     "FREE_ION_TERMS",
     "STEVENS_FACTORS",
     "LanthanideIon",
     "MagneticSample",
+    "RelaxationProcess",
+    "RelaxationRates",
     "SAMPLE_PRESETS",
     "VSM_NOISE_FLOOR_EMU",
     "VSM_NOISE_RELATIVE",
     "brillouin_moment_muB",
+    "generalized_debye",
+    "get_ac_model",
     "get_sample",
     "hemisphere_lebedev",
     "lande_g",

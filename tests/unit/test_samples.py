@@ -228,7 +228,7 @@ def test_mean_field_is_self_consistent():
 
 
 def test_get_sample_errors_and_names():
-    assert set(SAMPLE_PRESETS) == {"mCB-Nd", "mCB-Yb", "mCB-NdYb", "Gd6"}
+    assert set(SAMPLE_PRESETS) == {"mCB-Nd", "mCB-Yb", "mCB-NdYb", "Gd6", "Dy-SMM"}
     for name in SAMPLE_PRESETS:
         s = get_sample(name)
         assert isinstance(s, MagneticSample) and s.name == name and s.published
