@@ -9,8 +9,17 @@ dc magnetometry:
 * :func:`analyze_dc_run` — one run (start document + primary columns) → :class:`DcRunAnalysis`
 * :class:`DcAnalysisCallback`, :func:`make_dc_analysis_router` — streaming, derived runs
 * modules ``units``, ``free_ion`` and ``figures``
+
+ac susceptibility:
+
+* :func:`fit_ac_spectrum` — Debye, generalized Debye, double generalized Debye,
+  Havriliak–Negami, Cole–Davidson on χ'(f), χ''(f) together (ln τ, analytic Jacobians)
+* :func:`spectra_from_arrays`, :func:`fit_ac_dataset` — spectra grouped by measurement set → τ table
 """
 
+from .ac_dataset import AcDatasetResult, AcSpectrum, fit_ac_dataset, spectra_from_arrays
+from .ac_fit import fit_ac_spectrum
+from .ac_result import AcFitResult, AcProcess
 from .chi_t import ChiTSummary, chi_t_summary
 from .curie_weiss import CurieWeissResult, WindowSensitivity, fit_curie_weiss, window_sensitivity
 from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
@@ -21,6 +30,8 @@ from .mce import Isotherm, MceResult, MhSummary, group_isotherms, magnetic_entro
 from .results import Curve, FitResult
 
 __all__ = [
+    "AcDatasetResult", "AcFitResult", "AcProcess", "AcSpectrum", "fit_ac_dataset",
+    "fit_ac_spectrum", "spectra_from_arrays",
     "CURIE_CONSTANT_EXACT", "CURIE_CONSTANT_PAPER", "ChiTSummary", "Curve", "CurieWeissResult",
     "DC_PLANS", "DcRunAnalysis", "FitResult", "Isotherm", "LN3_GROUND_TERMS", "MceResult",
     "MhSummary", "WindowSensitivity", "analyze_dc_run", "chi_t_summary", "fit_curie_weiss",
