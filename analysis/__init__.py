@@ -15,11 +15,18 @@ ac susceptibility:
 * :func:`fit_ac_spectrum` — Debye, generalized Debye, double generalized Debye,
   Havriliak–Negami, Cole–Davidson on χ'(f), χ''(f) together (ln τ, analytic Jacobians)
 * :func:`spectra_from_arrays`, :func:`fit_ac_dataset` — spectra grouped by measurement set → τ table
+* :func:`fit_rate_vs_field`, :func:`fit_rate_vs_temperature`, :func:`fit_rate_global`,
+  :func:`sequential_fit` — τ⁻¹ = B1/(1+B2H²) + D1H⁴T + D2H²T + CTⁿ + τ0⁻¹exp(−U/T) in log10(rate)
+* :func:`arrhenius_fit` — ln τ vs 1/T on the high-T linear part, with a window-sensitivity table
 """
 
 from .ac_dataset import AcDatasetResult, AcSpectrum, fit_ac_dataset, spectra_from_arrays
 from .ac_fit import fit_ac_spectrum
 from .ac_result import AcFitResult, AcProcess
+from .arrhenius import ArrheniusResult, ArrheniusWindowTable, arrhenius_fit
+from .relaxation import (RelaxationModel, RelaxationResult, SequentialResult, fit_rate_global,
+                         fit_rate_vs_field, fit_rate_vs_temperature,
+                         log10_rate_err_from_sigma_ln_tau, sequential_fit)
 from .chi_t import ChiTSummary, chi_t_summary
 from .curie_weiss import CurieWeissResult, WindowSensitivity, fit_curie_weiss, window_sensitivity
 from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
@@ -31,7 +38,10 @@ from .results import Curve, FitResult
 
 __all__ = [
     "AcDatasetResult", "AcFitResult", "AcProcess", "AcSpectrum", "fit_ac_dataset",
-    "fit_ac_spectrum", "spectra_from_arrays",
+    "fit_ac_spectrum", "spectra_from_arrays", "ArrheniusResult", "ArrheniusWindowTable",
+    "arrhenius_fit", "RelaxationModel", "RelaxationResult", "SequentialResult",
+    "fit_rate_global", "fit_rate_vs_field", "fit_rate_vs_temperature",
+    "log10_rate_err_from_sigma_ln_tau", "sequential_fit",
     "CURIE_CONSTANT_EXACT", "CURIE_CONSTANT_PAPER", "ChiTSummary", "Curve", "CurieWeissResult",
     "DC_PLANS", "DcRunAnalysis", "FitResult", "Isotherm", "LN3_GROUND_TERMS", "MceResult",
     "MhSummary", "WindowSensitivity", "analyze_dc_run", "chi_t_summary", "fit_curie_weiss",

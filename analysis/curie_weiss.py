@@ -53,7 +53,7 @@ def _inputs(t_k, chi, sigma):
     return t, c, s
 
 
-def _linear_fit(t, y, w, absolute_sigma):
+def weighted_linear_fit(t, y, w, absolute_sigma):
     """Weighted least squares y = a + b t. Returns (a, b, cov_ab, chi2_red)."""
     x = np.column_stack([np.ones_like(t), t])
     xtw = x.T * w
@@ -102,7 +102,7 @@ def fit_curie_weiss(T_K, chi_emu_per_mol_Oe, *, t_min_K: float = 150.0, t_max_K:
                          "allowed range: > 0 in the Curie–Weiss window (paramagnet)")
     y = 1.0 / chi
     w = np.ones_like(y) if s is None else (chi ** 2 / s[sel]) ** 2
-    a, b, cov_ab, chi2_red = _linear_fit(t, y, w, absolute_sigma)
+    a, b, cov_ab, chi2_red = weighted_linear_fit(t, y, w, absolute_sigma)
     if b <= 0:
         raise ValueError(f"fitted slope of 1/χ vs T is {b!r} (≤ 0) on {lo}–{hi} K; allowed: a "
                          "positive slope (Curie–Weiss behaviour)")
