@@ -18,6 +18,12 @@ ac susceptibility:
 * :func:`fit_rate_vs_field`, :func:`fit_rate_vs_temperature`, :func:`fit_rate_global`,
   :func:`sequential_fit` — τ⁻¹ = B1/(1+B2H²) + D1H⁴T + D2H²T + CTⁿ + τ0⁻¹exp(−U/T) in log10(rate)
 * :func:`arrhenius_fit` — ln τ vs 1/T on the high-T linear part, with a window-sensitivity table
+
+photoluminescence (TCSPC):
+
+* :func:`fit_decay` — 1–3 exponentials reconvolved with the measured IRF (Poisson MLE or
+  Neyman least squares), Fisher and profile-likelihood errors; :func:`tail_fit` cross-check
+* :func:`energy_transfer_efficiency` — η_ET = 1 − τ_DA/τ_D; :func:`cramer_rao_factor`
 """
 
 from .ac_dataset import AcDatasetResult, AcSpectrum, fit_ac_dataset, spectra_from_arrays
@@ -27,6 +33,8 @@ from .arrhenius import ArrheniusResult, ArrheniusWindowTable, arrhenius_fit
 from .relaxation import (RelaxationModel, RelaxationResult, SequentialResult, fit_rate_global,
                          fit_rate_vs_field, fit_rate_vs_temperature,
                          log10_rate_err_from_sigma_ln_tau, sequential_fit)
+from .lifetime_fit import DecayFitResult, energy_transfer_efficiency, fit_decay, tail_fit
+from .lifetime_uncertainty import EnergyTransferResult, cramer_rao_factor
 from .chi_t import ChiTSummary, chi_t_summary
 from .curie_weiss import CurieWeissResult, WindowSensitivity, fit_curie_weiss, window_sensitivity
 from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
@@ -41,7 +49,9 @@ __all__ = [
     "fit_ac_spectrum", "spectra_from_arrays", "ArrheniusResult", "ArrheniusWindowTable",
     "arrhenius_fit", "RelaxationModel", "RelaxationResult", "SequentialResult",
     "fit_rate_global", "fit_rate_vs_field", "fit_rate_vs_temperature",
-    "log10_rate_err_from_sigma_ln_tau", "sequential_fit",
+    "log10_rate_err_from_sigma_ln_tau", "sequential_fit", "DecayFitResult",
+    "EnergyTransferResult", "cramer_rao_factor", "energy_transfer_efficiency", "fit_decay",
+    "tail_fit",
     "CURIE_CONSTANT_EXACT", "CURIE_CONSTANT_PAPER", "ChiTSummary", "Curve", "CurieWeissResult",
     "DC_PLANS", "DcRunAnalysis", "FitResult", "Isotherm", "LN3_GROUND_TERMS", "MceResult",
     "MhSummary", "WindowSensitivity", "analyze_dc_run", "chi_t_summary", "fit_curie_weiss",
