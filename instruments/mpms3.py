@@ -30,6 +30,11 @@ FIELD_RANGE_OE = (-70000.0, 70000.0)
 FIELD_RATE_OE_PER_S = (0.1, 700.0)
 VSM_AVERAGING_S = (0.5, 60.0)
 VSM_LOG_INTERVAL_S = (1.0, 3600.0)
+#: AC option (QD MPMS3 AC specification: 0.1 Hz-1 kHz, 0.1-10 Oe drive).
+AC_FREQUENCY_HZ = (0.1, 1000.0)
+AC_AMPLITUDE_OE = (0.1, 10.0)
+AC_AVERAGING_S = (0.5, 600.0)
+AC_CYCLES = (1, 1000)
 
 #: State texts that mean "done" (MultiPyVu tables; codes 0/2/5/6/7 mean still moving).
 TEMPERATURE_DONE = {"Stable"}
@@ -37,6 +42,13 @@ FIELD_DONE = {"Stable", "Holding (driven)", "Holding"}
 FIELD_FAULT = {"Current Error", "Switch Error", "Quenching", "Charging Error", "PSU Error",
                "General Failure"}
 TEMPERATURE_FAULT = {"Impedance Control Error", "General Failure", "Diagnostic"}
+
+
+def _whole_cycles(v: float) -> str:
+    """Wire text of a (range-checked) cycle count; fractions are refused before sending."""
+    if not float(v).is_integer():
+        raise ValueError(f"cycles={v!r} is not a whole number; allowed {AC_CYCLES[0]}..{AC_CYCLES[1]}")
+    return str(int(v))
 
 
 def _value_state(m):
@@ -96,6 +108,13 @@ class MPMS3Driver(Driver):
         "SPINLIGHT_VSM_LOG 1,{interval_s}", (Param("interval_s", *VSM_LOG_INTERVAL_S, "s"),),
         reply=r"SPINLIGHT_VSM_LOG Command Received",
         doc="Simulator extension: continuous VSM logging every interval_s of instrument time")
+    ac_measure = Command(
+        "SPINLIGHT_AC {frequency_hz},{amplitude_oe},{averaging_s},{cycles}",
+        (Param("frequency_hz", *AC_FREQUENCY_HZ, "Hz"), Param("amplitude_oe", *AC_AMPLITUDE_OE, "Oe"),
+         Param("averaging_s", *AC_AVERAGING_S, "s"), Param("cycles", *AC_CYCLES, "", fmt=_whole_cycles)),
+        reply=r"SPINLIGHT_AC Command Received,(\d+)", parse=lambda m: int(m.group(1)),
+        doc="Simulator extension: queue one AC-option point at the current T and H (Hz, Oe, "
+            "averaging s, minimum cycles); returns its measurement number")
     vsm_logging_off = Command("SPINLIGHT_VSM_LOG 0", reply=r"SPINLIGHT_VSM_LOG Command Received")
     get_datafile = Command("SPINLIGHT_DATAFILE?", reply=r"(.*),,OK", parse=lambda m: m.group(1),
                            doc="Simulator extension: path of the .dat the simulator writes")

@@ -1,7 +1,9 @@
 """The MPMS3 as Ophyd devices: temperature and field positioners, chamber, interlock monitor.
 
 ``connect_mpms3(host, port)`` gives ``(mpms3, vsm)`` wired to a MultiVu server (the real
-MultiPyVu server on the MultiVu PC, or spinlight's simulator). The monitor thread keeps the
+MultiPyVu server on the MultiVu PC, or spinlight's simulator); ``connect_mpms3(..., ac=True)``
+gives ``(mpms3, vsm, ac)`` with the AC-option detector, which :func:`mpms3_ac_detector` also
+builds for an MPMS3 already connected. The monitor thread keeps the
 interlock signals (temperature state, magnet state, chamber) current so suspenders can
 subscribe to them — pyvisa/MultiVu devices produce no events unless someone polls.
 """
@@ -14,6 +16,7 @@ import threading
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
+from .ac_detector import ACDetector
 from .mpms3 import CHAMBER_MODE, MPMS3Driver
 from .qd_axis import FieldAxis, TemperatureAxis
 from .transports import MultiVuTransport
@@ -97,9 +100,18 @@ class MPMS3(Device):
         self.driver.close()
 
 
+def mpms3_ac_detector(mpms3: MPMS3, datafile: str | None = None, *, mode: str = "request",
+                      name: str = "ac") -> ACDetector:
+    """The AC-option detector of a connected MPMS3 (same driver, same ``.dat`` rules as the
+    VSM: ``follow`` needs ``datafile``; ``request`` asks the simulator for it if omitted)."""
+    return ACDetector(name=name, driver=mpms3.driver, datafile=datafile, mode=mode)
+
+
 def connect_mpms3(host: str = "127.0.0.1", port: int = 27183, *, datafile: str | None = None,
-                  mode: str = "request", timeout_s: float = 30.0, name: str = "mpms3"):
-    """Connect to a MultiVu server and build ``(mpms3, vsm)``.
+                  mode: str = "request", timeout_s: float = 30.0, name: str = "mpms3",
+                  ac: bool = False):
+    """Connect to a MultiVu server and build ``(mpms3, vsm)``, or ``(mpms3, vsm, ac)`` with
+    ``ac=True``.
 
     ``mode='follow'`` with ``datafile`` for a real MPMS3 whose MultiVu sequence writes the
     ``.dat``; ``mode='request'`` against the simulator (datafile asked from it when omitted).
@@ -109,4 +121,6 @@ def connect_mpms3(host: str = "127.0.0.1", port: int = 27183, *, datafile: str |
     mpms3 = MPMS3(name=name, driver=driver)
     vsm = VSMDetector(name="vsm", driver=driver, datafile=datafile, mode=mode)
     mpms3.refresh()
+    if ac:
+        return mpms3, vsm, mpms3_ac_detector(mpms3, datafile, mode=mode)
     return mpms3, vsm

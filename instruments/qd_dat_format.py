@@ -28,6 +28,8 @@ __all__ = [
     "DatFormatError",
     "MPMS3_COLUMNS",
     "MPMS3_FIELDGROUPS",
+    "MPMS3_AC_COLUMNS",
+    "PPMS_ACMS_COLUMNS",
     "OLE_EPOCH",
     "ole_to_unix",
     "unix_to_ole",
@@ -78,6 +80,22 @@ MPMS3_FIELDGROUPS: tuple[str, ...] = (
     "FIELDGROUP, VSM,2,3,4,5,6,8,9,10,11,14,15",
     "FIELDGROUP, DC, 2,3,4,14,56,57,58,59,60,61,62,63,64,65,66,67,68,69",
     "FIELDGROUP, AC, 2,3,4,11,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30",
+)
+
+# The AC option's columns of the MPMS3 layout (an ac row fills these; the VSM ones stay empty).
+MPMS3_AC_COLUMNS: tuple[str, ...] = tuple(c for c in MPMS3_COLUMNS if c.startswith("AC "))
+
+# PPMS ACMS layout written by spinlight's simulator. [inferred] No verbatim ACMS header was
+# found (instruments.md §2.4): the order Comment, Time Stamp, Temperature, Magnetic Field,
+# Frequency, Amplitude, M-DC, M-Std.Dev. (of M-DC), M', M'' follows public ACMS loaders; the
+# error, averaging, cycle and status columns are spinlight's. Moment-type values in emu
+# (divide by Amplitude for emu/Oe); every name resolves through qd_dat.AC_ALIASES.
+PPMS_ACMS_COLUMNS: tuple[str, ...] = (
+    "Comment", "Time Stamp (sec)", "Temperature (K)", "Magnetic Field (Oe)", "Frequency (Hz)",
+    "Amplitude (Oe)", "M-DC (emu)", "M-Std.Dev. (emu)", "M' (emu)", "M'' (emu)",
+    "M' Std Err. (emu)", "M'' Std Err. (emu)", "Averaging Time (sec)", "Number of Cycles",
+    "Min. Temperature (K)", "Max. Temperature (K)", "Measurement Number",
+    "Temp. Status (code)", "Field Status (code)", "Chamber Status (code)",
 )
 
 # --------------------------------------------------------------------------------------------

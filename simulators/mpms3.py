@@ -9,7 +9,11 @@ Beyond QD's argument checks the simulated instrument enforces its ranges (1.8-40
 ``"MultiPyVuError: Error when setting the TEMP 500.0,5.0,0: <what and allowed range>"``.
 
 Simulator extension (docs/architecture.md): ``SPINLIGHT_VSM``, ``SPINLIGHT_VSM_LOG``,
-``SPINLIGHT_DATAFILE?``, ``SPINLIGHT_CLOCK?``. Waits run on the virtual clock.
+``SPINLIGHT_AC``, ``SPINLIGHT_DATAFILE?``, ``SPINLIGHT_CLOCK?``. Waits run on the virtual clock.
+``SPINLIGHT_AC "<frequency Hz>,<amplitude Oe>,<averaging s>,<cycles>"`` queues one AC-option
+point at the current T and H and replies ``"SPINLIGHT_AC Command Received,<Measurement
+Number>"``; its row fills the AC columns and leaves the VSM columns empty, as on a real MPMS3.
+VSM and AC points share one queue: one measurement at a time, one Measurement Number sequence.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 
 from spinlight.instruments.qd_dat import DatWriter
 
+from .ac_measurement import AcEngine
 from .clock import VirtualClock
 from .dynamics import TEMP_MOVING_CODES, Chamber, LimitError, Magnet, TemperatureControl
-from .mpms3_vsm import VsmEngine
+from .measurement_queue import MeasurementQueue
+from .mpms3_vsm import VsmEngine, status_columns
 from .multivu_protocol import MultiVuCommandError, MultiVuServer
 
 FLAVOR = "MPMS3"
@@ -43,32 +49,44 @@ def _num(x: float) -> str:
 
 
 class MPMS3Simulator:
-    """A simulated MPMS3 (temperature, driven magnet, chamber, VSM) on a virtual clock.
+    """A simulated MPMS3 (temperature, driven magnet, chamber, VSM, AC option) on a virtual
+    clock.
 
     ``sample`` provides ``measure_vsm(T_K, H_Oe, mass_mg, rng) -> (moment_emu, std_err_emu)``
-    (and ``name``, ``molar_mass_g_per_mol`` for the file header). The ``.dat`` is written in
-    ``data_dir``. Call :meth:`start_server` to serve it, :meth:`stop` to shut down.
+    (and ``name``, ``molar_mass_g_per_mol`` for the file header), or is an AcModel (``chi_molar``
+    and ``sample``, its dc sample). The AC option uses ``ac_model``, else that AcModel, else the
+    ac preset named like the sample (looked up at the first ``SPINLIGHT_AC``). The ``.dat`` is
+    written in ``data_dir``. Call :meth:`start_server` to serve it, :meth:`stop` to shut down.
     """
 
     def __init__(self, clock: VirtualClock, sample, *, mass_mg: float, data_dir,
-                 seed: int = 0, title: str = ""):
+                 seed: int = 0, title: str = "", ac_model=None):
         if not mass_mg > 0:
             raise ValueError(f"mass_mg must be > 0 (got {mass_mg!r})")
+        if ac_model is None and hasattr(sample, "chi_molar"):
+            ac_model = sample
+        name = getattr(sample, "name", "sample")
+        if hasattr(sample, "chi_molar"):
+            sample = sample.sample                 # the AcModel's dc sample measures the VSM
+        self.ac_model = ac_model
         self.clock, self.sample, self.mass_mg, self.seed = clock, sample, float(mass_mg), seed
         self.lock = threading.RLock()
         self.temperature = TemperatureControl(seed=seed)
         self.magnet = Magnet(has_switch=False, seed=seed)   # MultiPyVu: MPMS3 is driven only
         self.chamber = Chamber(initial_mode=1)
-        name = getattr(sample, "name", "sample")
         self.title = title or f"spinlight simulated MPMS3 - {name}"
         self.datafile = self._new_path(Path(data_dir), name)
         self.writer = DatWriter(self.datafile, title=self.title, sample_material=name,
                                 sample_mass_mg=self.mass_mg,
                                 molecular_weight=getattr(sample, "molar_mass_g_per_mol", None),
                                 app="MPMS3", open_time_unix=clock.now())
+        self.queue = MeasurementQueue(clock, self.lock, self.writer, name="mpms3-measure")
         self.vsm = VsmEngine(self)
+        self.ac = AcEngine(self.queue, "MPMS3", model=self._ac_model, mass_mg=self.mass_mg,
+                           temperature=self.temperature, magnet=self.magnet, seed=seed,
+                           extra_columns=lambda w: status_columns(self, w))
         clock.add_activity(self._busy_until)
-        self.vsm.start()
+        self.queue.start()
         self.server: MultiVuServer | None = None
         self._actions = {
             "TEMP?": self._get_temp, "TEMP": self._set_temp,
@@ -77,14 +95,15 @@ class MPMS3Simulator:
             "TEMP_SETPOINTS?": self._get_temp_setpoints,
             "WAITFOR": self._wait_for, "WAITFOR?": self._is_steady,
             "SPINLIGHT_VSM": self._vsm, "SPINLIGHT_VSM_LOG": self._vsm_log,
+            "SPINLIGHT_AC": self._ac,
             "SPINLIGHT_DATAFILE?": lambda q: f"{self.datafile},,OK",
             "SPINLIGHT_CLOCK?": lambda q: f"{self.clock.now():.3f},s,{self.clock.speed:g}",
         }
 
     def _busy_until(self) -> float:
         """Instrument time until which T, H or the chamber are still moving (the clock runs
-        until then). Pending measurements and log rows keep it running through the VSM
-        engine's wait on the clock."""
+        until then). Pending measurements and log rows keep it running through the
+        measurement queue's wait on the clock."""
         end = math.inf
         return max(self.temperature.settled_at(end), self.magnet.settled_at(end),
                    self.chamber.settled_at(end))
@@ -108,7 +127,7 @@ class MPMS3Simulator:
         """Stop serving and measuring, then close the ``.dat`` (idempotent)."""
         if self.server is not None:
             self.server.stop()
-        self.vsm.stop()
+        self.queue.stop()
         if not self.writer.closed:
             self.writer.close()
 
@@ -299,3 +318,27 @@ class MPMS3Simulator:
             raise MultiVuCommandError(f"SPINLIGHT_VSM_LOG {query}: {e}") from e
         self.clock.notify()
         return "SPINLIGHT_VSM_LOG Command Received"
+
+    def _ac_model(self):
+        """The AC option's sample model (resolved once, at the first ``SPINLIGHT_AC``)."""
+        if self.ac_model is None:
+            from .samples import AC_PRESETS, get_ac_model   # imported late: heavy physics
+            name = getattr(self.sample, "name", None)
+            if name not in AC_PRESETS:
+                raise ValueError(f"the simulated sample {name!r} has no ac model; ac presets: "
+                                 f"{list(AC_PRESETS)} (or pass ac_model=)")
+            self.ac_model = get_ac_model(name)
+        return self.ac_model
+
+    def _ac(self, query: str) -> str:
+        parts = [p.strip() for p in query.split(",")]
+        try:
+            if len(parts) != 4:
+                raise ValueError("expected 4 values: frequency_hz (Hz), amplitude_oe (Oe), "
+                                 "averaging_s (s), cycles")
+            with self.lock:
+                n = self.ac.request(self.clock.now(), *parts)
+        except ValueError as e:
+            raise MultiVuCommandError(f"SPINLIGHT_AC {query}: {e}") from e
+        self.clock.notify()
+        return f"SPINLIGHT_AC Command Received,{n}"

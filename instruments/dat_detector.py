@@ -1,0 +1,172 @@
+"""Ophyd detectors fed by the MultiVu ``.dat`` seam: the machinery shared by VSM and ac.
+
+Quantum Design systems publish moments and ac susceptibilities only in the ``.dat`` file
+MultiVu writes (instruments.md §2.3-2.4). A :class:`DatRowDetector` has two modes, one code
+path for reading:
+
+- ``follow`` (real hardware today): a MultiVu sequence measures; each ``trigger()`` completes
+  with the next complete row of the detector's kind that MultiVu appends (rows are queued,
+  never dropped; rows already in the file at ``stage()`` belong to earlier work);
+- ``request`` (simulator): ``trigger()`` asks for one measurement through a documented
+  simulator extension (the subclass's :meth:`DatRowDetector._request`) and completes when the
+  row with that ``Measurement Number`` appears.
+
+Subclasses say which rows are theirs (:meth:`_accepts`), how to request one and what to publish
+(:meth:`_publish_row`); the base publishes temperature, field, instrument time and measurement
+number of every row.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+from ophyd.status import DeviceStatus
+
+from .errors import InstrumentTimeout, check_choice
+from .qd_dat import AC_ALIASES, DatFollower
+
+STATUS_MARGIN_S = 2.0
+
+
+def row_number(row: dict, key: str) -> float:
+    """A row's value of column ``key`` as a float (NaN if absent, empty or text)."""
+    v = row.get(key)
+    if v is None or v == "":
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def first_filled(row: dict, names) -> tuple[str | None, float]:
+    """(column, value) of the first of ``names`` this row fills, else (None, NaN)."""
+    for name in names:
+        v = row_number(row, name)
+        if not math.isnan(v):
+            return name, v
+    return None, math.nan
+
+
+class DatRowDetector(Device):
+    """Base of detectors reading MultiVu ``.dat`` rows (see the module docstring)."""
+
+    temperature = Cpt(Signal, value=math.nan, kind="normal")
+    field = Cpt(Signal, value=math.nan, kind="normal")
+    time = Cpt(Signal, value=math.nan, kind="normal")
+    measurement_number = Cpt(Signal, value=-1, kind="normal")
+    mode = Cpt(Signal, value="request", kind="config")
+    datafile = Cpt(Signal, value="", kind="config")
+    timeout_s = Cpt(Signal, value=900.0, kind="omitted")
+
+    #: Named in timeout errors ("VSM measurement", "AC measurement").
+    measurement_kind = "measurement"
+
+    def __init__(self, *args, driver, datafile: str | None = None, mode: str = "request",
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        check_choice("mode", mode, {"request", "follow"})
+        self.driver = driver
+        self.mode.put(mode)
+        if not datafile:
+            if mode == "follow":
+                raise ValueError("datafile is required in follow mode: give the .dat MultiVu writes")
+            datafile = driver.get_datafile()
+        self.datafile.put(str(datafile))
+        self._follower: DatFollower | None = None
+        self._queue: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    # -- subclass hooks ------------------------------------------------------------------
+    def _accepts(self, row: dict) -> bool:
+        """Is this row one of this detector's measurements?"""
+        raise NotImplementedError
+
+    def _request(self) -> int | None:
+        """Request mode, lock held, queue up to date: ask the instrument for one measurement
+        and return its Measurement Number, or None to take the next queued row instead."""
+        raise NotImplementedError
+
+    def _publish_row(self, row: dict) -> None:
+        """Put this detector's own readings of ``row``."""
+        raise NotImplementedError
+
+    # -- file following ----------------------------------------------------------------
+    def _ensure_follower(self) -> None:
+        if self._follower is None:
+            self._follower = DatFollower(self.datafile.get())
+            self._follower.poll()  # rows written before we started belong to earlier work
+
+    def _pull(self) -> None:
+        for row in self._follower.poll():
+            if self._accepts(row):
+                self._queue.append(row)
+
+    def stage(self):
+        with self._lock:
+            self._follower = None
+            self._queue.clear()
+            self._ensure_follower()
+        return super().stage()
+
+    def pending_rows(self) -> int:
+        """Rows already written but not yet read (sweep mode drains them at the end)."""
+        with self._lock:
+            self._ensure_follower()
+            self._pull()
+            return len(self._queue)
+
+    # -- detector protocol -----------------------------------------------------------------
+    def trigger(self) -> DeviceStatus:
+        timeout = self.timeout_s.get()
+        # the status' own timeout is a backstop behind _wait_row's, whose error names the file
+        status = DeviceStatus(self, timeout=timeout + STATUS_MARGIN_S)
+        with self._lock:
+            self._ensure_follower()
+            self._pull()
+            number = self._request() if self.mode.get() == "request" else None
+        threading.Thread(target=self._wait_row, args=(status, number, timeout), daemon=True,
+                         name=f"{self.name}-trigger").start()
+        return status
+
+    def _wait_row(self, status: DeviceStatus, number: int | None, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while not status.done:
+                with self._lock:
+                    self._pull()
+                    row = self._take(number)
+                if row is not None:
+                    self._publish(row)
+                    status.set_finished()
+                    return
+                if time.monotonic() > deadline:
+                    raise InstrumentTimeout(getattr(self.driver, "instrument", "MultiVu"),
+                                            self.measurement_kind, None,
+                                            f"no new row in {self.datafile.get()} within {timeout} s")
+                time.sleep(0.01)
+        except Exception as exc:
+            if not status.done:
+                status.set_exception(exc)
+
+    def _take(self, number: int | None):
+        if number is None:
+            return self._queue.popleft() if self._queue else None
+        while self._queue:  # request mode: our row is the one with our measurement number
+            row = self._queue.popleft()
+            if row_number(row, "Measurement Number") == number:
+                return row
+        return None
+
+    def _publish(self, row: dict) -> None:
+        self._publish_row(row)
+        self.temperature.put(first_filled(row, AC_ALIASES["temperature"])[1])
+        self.field.put(first_filled(row, AC_ALIASES["field"])[1])
+        self.time.put(self._follower.time_unix(row))
+        number = row_number(row, "Measurement Number")
+        self.measurement_number.put(-1 if math.isnan(number) else int(number))
