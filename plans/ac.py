@@ -1,0 +1,221 @@
+"""ac susceptibility plans: ``ac_frequency_sweep``, ``ac_field_scan``, ``ac_temperature_scan``.
+
+A measurement *set* is one (temperature, field) setpoint at which a list of frequencies is
+measured. Frequencies are shared out between the instruments (``AcStation``) by range: each
+frequency goes to the first station, in the order given, whose range covers it, so an MPMS3
+(0.1–1000 Hz) plus a PPMS ACMS (10 Hz–10 kHz) give one 0.1 Hz–10 kHz data set per sample.
+Each station's points go to their own event stream (``ac_mpms3``, ``ac_ppms``); every event
+carries the set index and the setpoints, so the analysis groups by set, never by clustering
+measured temperatures.
+
+Like the dc plans: validation at call time, metadata in the start document, a checkpoint per
+point, and ``finalize_wrapper`` leaving every station with the field at zero and the
+temperature held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+from ophyd import Signal
+
+from spinlight.instruments.errors import check_range
+
+from .safety import qd_safe_state
+from .sample import as_sample, finite_list
+
+
+@dataclass(frozen=True)
+class AcStation:
+    """One instrument that measures ac susceptibility: a QD system (``.temperature`` and
+    ``.field`` positioners) and its ac detector, with the ranges it accepts."""
+
+    system: object
+    detector: object
+    frequency_range_Hz: tuple[float, float]
+    amplitude_range_Oe: tuple[float, float]
+    temperature_range_K: tuple[float, float]
+    field_range_Oe: tuple[float, float]
+    averaging_range_s: tuple[float, float]
+    cycles_range: tuple[int, int]
+    temperature_rate_range_K_per_min: tuple[float, float]
+    field_rate_range_Oe_per_s: tuple[float, float]
+
+    @property
+    def name(self) -> str:
+        return self.system.name
+
+    @property
+    def stream(self) -> str:
+        return f"ac_{self.name}"
+
+
+def assign_frequencies(stations, frequencies_Hz) -> dict[str, list[float]]:
+    """Station name -> its frequencies (Hz, in the order given). Each frequency goes to the
+    first station whose range covers it; a frequency no station covers is an error naming it
+    and every station's range."""
+    if not stations:
+        raise ValueError("stations is empty; give at least one AcStation")
+    lo = min(s.frequency_range_Hz[0] for s in stations)
+    hi = max(s.frequency_range_Hz[1] for s in stations)
+    freqs = finite_list("frequencies_Hz", frequencies_Hz, lo, hi, "Hz")
+    out: dict[str, list[float]] = {s.name: [] for s in stations}
+    for i, f in enumerate(freqs):
+        for s in stations:
+            a, b = s.frequency_range_Hz
+            if a <= f <= b:
+                out[s.name].append(f)
+                break
+        else:
+            ranges = ", ".join(f"{s.name} {s.frequency_range_Hz[0]:g}-{s.frequency_range_Hz[1]:g} Hz"
+                               for s in stations)
+            raise ValueError(f"frequencies_Hz[{i}]={f:g} Hz is covered by no instrument ({ranges})")
+    return {k: v for k, v in out.items() if v}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    amplitude_Oe: float
+    averaging_time_s: float
+    cycles: int
+    rate_K_per_min: float
+    field_rate_Oe_per_s: float
+
+
+def _validate_station_settings(station: AcStation, st: _Settings, temps, fields) -> None:
+    name = station.name
+    check_range(f"amplitude_Oe (on {name})", st.amplitude_Oe, *station.amplitude_range_Oe, "Oe")
+    check_range(f"averaging_time_s (on {name})", st.averaging_time_s, *station.averaging_range_s, "s")
+    check_range(f"cycles (on {name})", st.cycles, *station.cycles_range, "")
+    check_range(f"rate_K_per_min (on {name})", st.rate_K_per_min,
+                *station.temperature_rate_range_K_per_min, "K/min")
+    check_range(f"field_rate_Oe_per_s (on {name})", st.field_rate_Oe_per_s,
+                *station.field_rate_range_Oe_per_s, "Oe/s")
+    t_lo, t_hi = station.temperature_range_K
+    for i, t in enumerate(temps):
+        check_range(f"temperatures_K[{i}] (on {name})", t, t_lo, t_hi, "K")
+    h_lo, h_hi = station.field_range_Oe
+    for i, h in enumerate(fields):
+        check_range(f"fields_Oe[{i}] (on {name})", h, h_lo, h_hi, "Oe")
+
+
+def _ac_sets(plan_name, stations, sample, setpoints, frequencies_Hz, settings: _Settings,
+             dimension: str, md, extra_md):
+    """The shared body: validate, then for each (T, H) setpoint move every station used and
+    measure its share of the frequencies."""
+    sample = as_sample(sample)
+    stations = list(stations)
+    names = [s.name for s in stations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stations has duplicate instrument names {names}")
+    share = assign_frequencies(stations, frequencies_Hz)
+    used = [s for s in stations if s.name in share]
+    temps = [t for t, _ in setpoints]
+    fields = [h for _, h in setpoints]
+    for s in used:
+        _validate_station_settings(s, settings, temps, fields)
+    n_per_set = sum(len(v) for v in share.values())
+    set_index = Signal(name="ac_set_index", value=0)
+    t_set = Signal(name="ac_temperature_setpoint_K", value=float(temps[0]))
+    h_set = Signal(name="ac_field_setpoint_Oe", value=float(fields[0]))
+    plan_args = {"setpoints": [[float(t), float(h)] for t, h in setpoints],
+                 "frequencies_Hz": {k: v for k, v in share.items()},
+                 "amplitude_Oe": settings.amplitude_Oe, "averaging_time_s": settings.averaging_time_s,
+                 "cycles": settings.cycles, "rate_K_per_min": settings.rate_K_per_min,
+                 "field_rate_Oe_per_s": settings.field_rate_Oe_per_s}
+    start_md = {
+        "plan_name": plan_name, "plan_args": plan_args, "measurement": plan_name,
+        "instrument": "+".join(s.name.upper() for s in used),
+        "instruments": [s.name for s in used],
+        "sample": sample.to_md(),
+        "detectors": [s.detector.name for s in used],
+        "motors": [dimension],
+        "num_points": int(n_per_set * len(setpoints)),
+        "num_sets": len(setpoints),
+        "ac_streams": [s.stream for s in used],
+        "frequency_range_Hz": [min(min(v) for v in share.values()),
+                               max(max(v) for v in share.values())],
+        "hints": {"dimensions": [([f"{s.detector.name}_frequency_hz"], s.stream) for s in used]},
+    }
+    start_md.update(extra_md)
+    start_md.update(md or {})
+
+    @bpp.run_decorator(md=start_md)
+    def inner():
+        for s in used:
+            yield from bps.mv(s.system.temperature.rate_K_per_min, settings.rate_K_per_min,
+                              s.system.field.rate_Oe_per_s, settings.field_rate_Oe_per_s,
+                              s.detector.amplitude_oe, settings.amplitude_Oe,
+                              s.detector.averaging_s, settings.averaging_time_s,
+                              s.detector.cycles, settings.cycles)
+        for k, (t, h) in enumerate(setpoints):
+            yield from bps.checkpoint()
+            yield from bps.mv(set_index, k, t_set, float(t), h_set, float(h))
+            moves = []
+            for s in used:   # all stations approach the setpoint together
+                moves += [s.system.field, float(h), s.system.temperature, float(t)]
+            yield from bps.mv(*moves)
+            for s in used:
+                for f in share[s.name]:
+                    yield from bps.checkpoint()
+                    yield from bps.mv(s.detector.frequency_hz, f)
+                    yield from bps.trigger_and_read([s.detector, s.system, set_index, t_set, h_set],
+                                                    name=s.stream)
+
+    def safe():
+        for s in used:
+            yield from qd_safe_state(s.system)
+
+    return bpp.finalize_wrapper(inner(), safe())
+
+
+def _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s):
+    return _Settings(float(amplitude_Oe), float(averaging_time_s), cycles,
+                     float(rate_K_per_min), float(field_rate_Oe_per_s))
+
+
+def default_frequencies_Hz(f_min: float = 0.1, f_max: float = 10000.0, per_decade: int = 6) -> list[float]:
+    """Log-spaced frequencies, ``per_decade`` per decade, from ``f_min`` to ``f_max`` (Hz)."""
+    check_range("f_min", f_min, 1e-3, 1e5, "Hz")
+    check_range("f_max", f_max, f_min, 1e5, "Hz")
+    check_range("per_decade", per_decade, 1, 50, "")
+    n = int(round(np.log10(f_max / f_min) * per_decade)) + 1
+    return [float(f) for f in np.geomspace(f_min, f_max, max(n, 2))]
+
+
+# --------------------------------------------------------------------------------------------
+def ac_frequency_sweep(stations, sample, *, temperature_K: float, field_Oe: float,
+                       frequencies_Hz, amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0,
+                       cycles: int = 10, rate_K_per_min: float = 2.0,
+                       field_rate_Oe_per_s: float = 100.0, md: dict | None = None):
+    """χ'(f), χ''(f) at one temperature (K) and one dc field (Oe)."""
+    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
+    return _ac_sets("ac_frequency_sweep", stations, sample, [(temperature_K, field_Oe)],
+                    frequencies_Hz, st, "frequency", md,
+                    {"temperature_K": float(temperature_K), "field_Oe": float(field_Oe)})
+
+
+def ac_field_scan(stations, sample, *, temperature_K: float, fields_Oe, frequencies_Hz,
+                  amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0, cycles: int = 10,
+                  rate_K_per_min: float = 2.0, field_rate_Oe_per_s: float = 100.0,
+                  md: dict | None = None):
+    """χ''(f, H) at a fixed temperature: one frequency sweep per field of ``fields_Oe``, to
+    find the field that slows the relaxation most."""
+    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
+    fields = finite_list("fields_Oe", fields_Oe, -1.0e5, 1.0e5, "Oe")
+    return _ac_sets("ac_field_scan", stations, sample, [(temperature_K, h) for h in fields],
+                    frequencies_Hz, st, "field", md, {"temperature_K": float(temperature_K)})
+
+
+def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, frequencies_Hz,
+                        amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0, cycles: int = 10,
+                        rate_K_per_min: float = 2.0, field_rate_Oe_per_s: float = 100.0,
+                        md: dict | None = None):
+    """χ''(f, T) at a fixed dc field: one frequency sweep per temperature, in the order given."""
+    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
+    temps = finite_list("temperatures_K", temperatures_K, 0.0, 1000.0, "K")
+    return _ac_sets("ac_temperature_scan", stations, sample, [(t, field_Oe) for t in temps],
+                    frequencies_Hz, st, "temperature", md, {"field_Oe": float(field_Oe)})
