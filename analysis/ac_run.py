@@ -155,19 +155,33 @@ class AcRunAnalysis:
         return "\n".join(parts)
 
 
-def _setpoints(cols) -> dict[int, float]:
-    return {int(s): float(h) for s, h in zip(cols["set"], cols["h_set"])}
-
-
 def analyze_ac_run(start: Mapping, streams: Mapping[str, Mapping[str, Any]], *,
                    model: str = "auto") -> AcRunAnalysis:
     """Fit every spectrum of an ac run, then what its shape allows (see module doc)."""
+    _check_kind(start)
+    cols = merged_columns(streams)
+    dataset = fit_ac_dataset(run_spectra(start, cols), model=model)
+    return analysis_from_dataset(start, dataset, field_setpoints(cols))
+
+
+def _check_kind(start: Mapping) -> str:
     kind = start.get("plan_name")
     if kind not in AC_PLANS:
         raise ValueError(f"plan_name={kind!r} is not an ac plan; allowed: {', '.join(AC_PLANS)}")
-    cols = merged_columns(streams)
-    dataset = fit_ac_dataset(run_spectra(start, cols), model=model)
-    fast = fast_process_table(dataset, _setpoints(cols))
+    return kind
+
+
+def field_setpoints(cols: Mapping[str, np.ndarray]) -> dict[int, float]:
+    """Set index → dc field setpoint (Oe) from merged columns."""
+    return {int(s): float(h) for s, h in zip(cols["set"], cols["h_set"])}
+
+
+def analysis_from_dataset(start: Mapping, dataset: AcDatasetResult,
+                          setpoints: Mapping[int, float]) -> AcRunAnalysis:
+    """The run-level analysis of already fitted spectra (used by the streaming callback,
+    which fits each set once as it completes)."""
+    kind = _check_kind(start)
+    fast = fast_process_table(dataset, setpoints)
     out = AcRunAnalysis(dict(start), kind, dataset, fast)
     in_field = np.abs(fast["H_set_Oe"]) >= ZERO_FIELD_OE
     if kind == "ac_field_scan":

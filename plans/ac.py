@@ -53,6 +53,29 @@ class AcStation:
         return f"ac_{self.name}"
 
 
+def ac_station(system, detector, *, temperature_range_K, field_range_Oe,
+               temperature_rate_range_K_per_min, field_rate_range_Oe_per_s) -> AcStation:
+    """An :class:`AcStation` whose ac ranges come from the detector's instrument limits
+    (``detector.limits``: frequency_hz, amplitude_oe, averaging_s, cycles)."""
+    lim = detector.limits
+    missing = [k for k in ("frequency_hz", "amplitude_oe", "averaging_s", "cycles") if k not in lim]
+    if missing:
+        raise ValueError(f"detector {detector.name!r} has no limits for {missing}")
+    return AcStation(system, detector, tuple(lim["frequency_hz"][:2]), tuple(lim["amplitude_oe"][:2]),
+                     tuple(temperature_range_K), tuple(field_range_Oe),
+                     tuple(lim["averaging_s"][:2]), tuple(int(c) for c in lim["cycles"][:2]),
+                     tuple(temperature_rate_range_K_per_min), tuple(field_rate_range_Oe_per_s))
+
+
+def mpms3_ac_station(mpms3, ac) -> AcStation:
+    """The MPMS3 with its AC option (0.1–1000 Hz)."""
+    from spinlight.instruments import mpms3 as m
+    return ac_station(mpms3, ac, temperature_range_K=m.TEMPERATURE_RANGE_K,
+                      field_range_Oe=m.FIELD_RANGE_OE,
+                      temperature_rate_range_K_per_min=m.TEMPERATURE_RATE_K_PER_MIN,
+                      field_rate_range_Oe_per_s=m.FIELD_RATE_OE_PER_S)
+
+
 def assign_frequencies(stations, frequencies_Hz) -> dict[str, list[float]]:
     """Station name -> its frequencies (Hz, in the order given). Each frequency goes to the
     first station whose range covers it; a frequency no station covers is an error naming it
