@@ -54,10 +54,22 @@ from typing import Callable
 
 from .ac_response import AcModel, RelaxationProcess
 from .crystal_field import K_PER_CM1, LanthanideIon
+from .luminescence import (
+    ND_RADIATIVE_LIFETIME_NS,
+    YB_RADIATIVE_LIFETIME_NS,
+    Emitter,
+    EnergyTransfer,
+    GaussianBands,
+    LuminescenceModel,
+    nd_emission,
+    nd_ff_absorption,
+    yb_emission,
+)
 from .relaxation_rates import RelaxationRates
 from .sample import MagneticSample
 
-__all__ = ["AC_PRESETS", "SAMPLE_PRESETS", "get_ac_model", "get_sample"]
+__all__ = ["AC_PRESETS", "LUMINESCENCE_PRESETS", "SAMPLE_PRESETS", "get_ac_model",
+           "get_luminescence", "get_sample"]
 
 R_J_PER_MOL_K = 8.314462618
 
@@ -266,4 +278,71 @@ def get_ac_model(name: str) -> AcModel:
         factory = _AC_FACTORIES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown ac preset name={name!r}; allowed: {list(AC_PRESETS)}") from None
+    return factory()
+
+
+# ------------------------------------------------------------------ luminescence presets
+# science.md section 1 (room temperature, published): emission peaks mCB-Nd 880 (below the
+# NIR-PMT range), 1060, 1334 nm; mCB-Yb 1000 nm; mCB-NdYb 998 and 1060 nm. Lifetimes: 134 ns
+# (Nd, 1060 nm), 608 ns (Yb, 1000 nm), mixed 122 ns (Nd) and 607 ns (Yb);
+# eta_ET = 1 - 122/134 = 0.0896 (~9 %). Excitation spectra: ligand band near 300 nm plus Nd
+# f-f lines, the same lines on the Yb emission of the mixed compound.
+# ASSUMED (not in the paper): ligand band at 300 nm, FWHM 8000 cm^-1, peak OD 1.0 (so 375 nm
+# still excites: OD 0.15, 29 % absorbed); ligand -> ion transfer 1/3 per Nd and 1/15 per Yb in
+# units of the ligand's own decay rate (sensitisation 50 % in mCB-Nd, 17 % in mCB-Yb; in
+# mCB-NdYb 28 % to Nd and 7 % to Yb, so the transfer-fed Yb shows a rise at 980 nm); ion
+# spectroscopy (band shapes, f-f lines, radiative lifetimes) in luminescence.py.
+LIGAND_BAND = GaussianBands((300.0,), (8000.0,), (1.0,))
+ND_LIGAND_TRANSFER = 1.0 / 3.0
+YB_LIGAND_TRANSFER = 1.0 / 15.0
+TAU_ND_NS, TAU_YB_NS, TAU_ND_IN_NDYB_NS, TAU_YB_IN_NDYB_NS = 134.0, 608.0, 122.0, 607.0
+
+
+def _nd(per_fu: float, tau_ns: float) -> Emitter:
+    return Emitter("Nd", per_fu, tau_ns, ND_RADIATIVE_LIFETIME_NS, nd_emission((880.0, 1060.0, 1334.0)),
+                   ND_LIGAND_TRANSFER, nd_ff_absorption())
+
+
+def _yb(per_fu: float, tau_ns: float, peak_nm: float) -> Emitter:
+    return Emitter("Yb", per_fu, tau_ns, YB_RADIATIVE_LIFETIME_NS, yb_emission(peak_nm),
+                   YB_LIGAND_TRANSFER)
+
+
+def _lum_mcb_nd() -> LuminescenceModel:
+    return LuminescenceModel("mCB-Nd", (_nd(3.0, TAU_ND_NS),), LIGAND_BAND, published={
+        "lifetime_1060nm_ns": TAU_ND_NS, "emission_peaks_nm": (880.0, 1060.0, 1334.0)},
+        notes="Nd 4F3/2 emission; 880 nm band below the NIR-PMT range")
+
+
+def _lum_mcb_yb() -> LuminescenceModel:
+    return LuminescenceModel("mCB-Yb", (_yb(3.0, TAU_YB_NS, 1000.0),), LIGAND_BAND, published={
+        "lifetime_1000nm_ns": TAU_YB_NS, "emission_peaks_nm": (1000.0,)},
+        notes="Yb 2F5/2 emission; ligand-sensitised only (no f-f excitation lines)")
+
+
+def _lum_mcb_ndyb() -> LuminescenceModel:
+    return LuminescenceModel(
+        "mCB-NdYb", (_nd(1.32, TAU_ND_IN_NDYB_NS), _yb(1.68, TAU_YB_IN_NDYB_NS, 998.0)), LIGAND_BAND,
+        transfer=EnergyTransfer("Nd", "Yb", TAU_ND_NS),
+        published={"lifetime_1060nm_ns": TAU_ND_IN_NDYB_NS, "lifetime_1000nm_ns": TAU_YB_IN_NDYB_NS,
+                   "donor_lifetime_ns": TAU_ND_NS, "eta_ET": 1.0 - TAU_ND_IN_NDYB_NS / TAU_ND_NS,
+                   "emission_peaks_nm": (998.0, 1060.0)},
+        notes="Nd1.32Yb1.68: Nd donor quenched by Nd->Yb transfer, Yb rises with the Nd lifetime")
+
+
+_LUM_FACTORIES: dict[str, Callable[[], LuminescenceModel]] = {
+    "mCB-Nd": _lum_mcb_nd,
+    "mCB-Yb": _lum_mcb_yb,
+    "mCB-NdYb": _lum_mcb_ndyb,
+}
+LUMINESCENCE_PRESETS: tuple[str, ...] = tuple(_LUM_FACTORIES)
+
+
+def get_luminescence(name: str) -> LuminescenceModel:
+    """A fresh LuminescenceModel for a preset name (``LUMINESCENCE_PRESETS``)."""
+    try:
+        factory = _LUM_FACTORIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown luminescence preset name={name!r}; allowed: "
+                         f"{list(LUMINESCENCE_PRESETS)}") from None
     return factory()
