@@ -8,7 +8,7 @@ dc magnetometry:
 * :func:`mh_summary`, :func:`magnetic_entropy_change` — M(H) and −ΔS_m by the Maxwell relation
 * :func:`analyze_dc_run` — one run (start document + primary columns) → :class:`DcRunAnalysis`
 * :class:`DcAnalysisCallback`, :func:`make_dc_analysis_router` — streaming, derived runs
-* modules ``units``, ``free_ion`` and ``figures``
+* modules ``units``, ``free_ion``, ``figures`` and ``ac_figures``
 
 ac susceptibility:
 
