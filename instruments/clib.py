@@ -1,0 +1,326 @@
+"""Vendor C libraries (PicoQuant HHLib, PDLM_Lib) behind a thin, table-driven abstraction.
+
+PicoQuant TCSPC electronics and diode-laser drivers have no wire protocol: the interface is a
+C library (instruments.md §3.1, §4.1, §7 items 3-4). spinlight keeps the exact C function names
+and argument order and swaps what executes them:
+
+- :class:`CtypesBackend` loads the real ``.dll`` / ``.so`` (hardware);
+- :class:`~.rpc_backend.SocketRpcBackend` sends each call to a simulator process;
+- :class:`TranscriptBackend` replays expected calls in unit tests.
+
+A library is a table ``{function name: (parameter specs in C order)}``:
+
+==================  ==========================================================================
+``In(ctype)``       input by value; the Python caller passes it
+``Out(ctype)``      scalar output through a pointer; returned
+``OutStr(size)``    ``char*`` buffer of ``size`` bytes the function fills; returned as ``str``
+``OutArray(ct, n)`` array buffer of ``n`` elements; returned as a numpy array
+``BufLen(size)``    ``uint32`` input carrying a buffer's length; filled in automatically
+``InOutLen(size)``  ``uint32*`` buffer length in/out (``PDLM_DecodeError``); automatic, dropped
+==================  ==========================================================================
+
+Every function returns an ``int``: 0 (or positive) means success, negative an error code. A
+backend's ``call(fn, args)`` takes the ``In`` values in C order and returns ``(ret, outs)``
+with the ``Out``/``OutStr``/``OutArray`` values in C order. :class:`VendorLibrary` turns a
+negative code into :class:`~.errors.InstrumentError` carrying the library's own error text.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import operator
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .errors import InstrumentError, check_range
+
+_INTEGER_CTYPES = (ctypes.c_int, ctypes.c_uint, ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64,
+                   ctypes.c_uint64, ctypes.c_long, ctypes.c_ulong)
+
+
+@dataclass(frozen=True)
+class In:
+    """Input passed by value."""
+
+    ctype: type
+
+    def coerce(self, value):
+        # ints must be ints (8.5 is not a sync divider); floats accept any real number
+        if self.ctype in _INTEGER_CTYPES:
+            return operator.index(value)
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Out:
+    """Scalar output through a pointer."""
+
+    ctype: type
+
+
+@dataclass(frozen=True)
+class OutStr:
+    """``char*`` output buffer of ``size`` bytes (latin-1 text)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class OutArray:
+    """Array output buffer of ``length`` elements of ``ctype``."""
+
+    ctype: type
+    length: int
+
+
+@dataclass(frozen=True)
+class BufLen:
+    """``uint32`` input holding a buffer length, passed automatically."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class InOutLen:
+    """``uint32*`` buffer length in/out, passed automatically; its output is dropped."""
+
+    size: int
+
+
+OUTPUTS = (Out, OutStr, OutArray)
+FunctionTable = Mapping[str, Sequence]
+
+
+def check_int(name: str, value, low: float, high: float, unit: str = "") -> int:
+    """Validate an integer C argument before the call: in ``low..high`` and whole (a fraction
+    is refused, never rounded). The error names the parameter, the value and the range."""
+    v = check_range(name, value, low, high, unit)
+    if v != int(v):
+        raise ValueError(f"{name}={value!r} must be a whole number in {low}..{high} {unit}".rstrip())
+    return int(v)
+
+
+def n_inputs(spec: Sequence) -> int:
+    return sum(isinstance(p, In) for p in spec)
+
+
+def c_signature(name: str, spec: Sequence) -> str:
+    """``"int HH_GetSyncRate(int, int*)"``-style text for docstrings and errors."""
+    names = []
+    for p in spec:
+        if isinstance(p, In):
+            names.append(p.ctype.__name__.removeprefix("c_"))
+        elif isinstance(p, Out):
+            names.append(p.ctype.__name__.removeprefix("c_") + "*")
+        elif isinstance(p, OutStr):
+            names.append(f"char[{p.size}]")
+        elif isinstance(p, OutArray):
+            names.append(f"{p.ctype.__name__.removeprefix('c_')}[{p.length}]")
+        elif isinstance(p, BufLen):
+            names.append("uint32 bufflen")
+        else:
+            names.append("uint32* bufflen")
+    return f"int {name}({', '.join(names)})"
+
+
+class Backend(Protocol):
+    """What executes a library call."""
+
+    def call(self, fn: str, args: list) -> tuple[int, list]: ...
+
+    def close(self) -> None: ...
+
+
+class VendorLibrary:
+    """Base of :class:`~.harp.HarpLib` and :class:`~.laser.LaserLib`.
+
+    Subclasses set ``functions`` (the table), ``instrument`` (a name for errors) and implement
+    :meth:`error_text`. One Python method per C function is generated, with the C name:
+    ``lib.HH_SetSyncDiv(0, 8)``; it returns None, the single output, or a tuple of outputs.
+    """
+
+    functions: FunctionTable = {}
+    instrument = "library"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for fname, spec in cls.functions.items():
+            if fname not in cls.__dict__:
+                setattr(cls, fname, _method(fname, spec))
+
+    def __init__(self, backend: Backend, *, name: str | None = None):
+        self.backend = backend
+        self.name = name or self.instrument
+        self.lock = threading.RLock()   # one caller at a time, as with a USB device
+
+    def call(self, fn: str, *args):
+        spec = self.functions.get(fn)
+        if spec is None:
+            raise AttributeError(f"{type(self).__name__} has no function {fn!r}")
+        ins = [p for p in spec if isinstance(p, In)]
+        if len(args) != len(ins):
+            raise TypeError(f"{c_signature(fn, spec)} takes {len(ins)} input argument(s), "
+                            f"got {len(args)}")
+        values = [p.coerce(a) for p, a in zip(ins, args)]
+        with self.lock:
+            ret, outs = self.backend.call(fn, values)
+            if ret < 0:
+                text = self.error_text(ret)
+                raise InstrumentError(self.name, f"{fn}{tuple(values)}", str(ret),
+                                      f"{fn} returned {ret}: {text}")
+        if not outs:
+            return None
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def error_text(self, code: int) -> str:
+        """The library's text for error ``code`` (subclasses call its error function)."""
+        return f"error {code}"
+
+    def _error_text_via(self, fn: str, code: int) -> str:
+        """Ask the library's own error function; never raises (it is used while raising)."""
+        try:
+            ret, outs = self.backend.call(fn, [int(code)])
+        except Exception as exc:  # the connection may be what failed
+            return f"error {code} (no text: {exc})"
+        return outs[0] if ret >= 0 and outs else f"error {code}"
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _method(fname: str, spec):
+    def method(self, *args):
+        return self.call(fname, *args)
+
+    method.__name__ = method.__qualname__ = fname
+    method.__doc__ = c_signature(fname, spec)
+    return method
+
+
+# -- ctypes (hardware) --------------------------------------------------------------------------
+def argtypes(spec: Sequence) -> list:
+    """ctypes ``argtypes`` for one table entry."""
+    out = []
+    for p in spec:
+        if isinstance(p, In):
+            out.append(p.ctype)
+        elif isinstance(p, (Out, OutArray)):
+            out.append(ctypes.POINTER(p.ctype))
+        elif isinstance(p, OutStr):
+            out.append(ctypes.c_char_p)
+        elif isinstance(p, BufLen):
+            out.append(ctypes.c_uint32)
+        elif isinstance(p, InOutLen):
+            out.append(ctypes.POINTER(ctypes.c_uint32))
+        else:
+            raise TypeError(f"unknown parameter spec {p!r}")
+    return out
+
+
+def load_library(candidates: Iterable[str], *, stdcall: bool = True):
+    """Load the first library of ``candidates`` that exists (``WinDLL`` for the ``__stdcall``
+    PicoQuant DLLs on Windows, ``CDLL`` elsewhere)."""
+    loader = ctypes.WinDLL if (stdcall and sys.platform == "win32") else ctypes.CDLL
+    errors = []
+    for path in candidates:
+        try:
+            return loader(path)
+        except OSError as exc:
+            errors.append(f"{path}: {exc}")
+    raise OSError("cannot load the vendor library; tried " + "; ".join(errors))
+
+
+class CtypesBackend:
+    """Calls the vendor's C library through ctypes, with exact ``argtypes``/``restype``.
+
+    ``library`` is a loaded ``ctypes.CDLL``/``WinDLL``. Functions of the table missing from
+    the library fail only when called (older library versions lack some).
+    """
+
+    def __init__(self, library, functions: FunctionTable):
+        self.lib = library
+        self.functions = functions
+        self._fns = {}
+        for fname, spec in functions.items():
+            fn = getattr(library, fname, None)
+            if fn is None:
+                continue
+            fn.argtypes = argtypes(spec)
+            fn.restype = ctypes.c_int
+            self._fns[fname] = fn
+
+    def call(self, fn: str, args: list) -> tuple[int, list]:
+        if fn not in self._fns:
+            raise InstrumentError(str(self.lib), fn, None, f"{fn} is not exported by the library")
+        it = iter(args)
+        cargs, buffers = [], []
+        for p in self.functions[fn]:
+            if isinstance(p, In):
+                cargs.append(next(it))
+            elif isinstance(p, Out):
+                buf = p.ctype()
+                cargs.append(ctypes.byref(buf))
+                buffers.append(("scalar", buf))
+            elif isinstance(p, OutStr):
+                buf = ctypes.create_string_buffer(p.size)
+                cargs.append(buf)
+                buffers.append(("str", buf))
+            elif isinstance(p, OutArray):
+                buf = (p.ctype * p.length)()
+                cargs.append(buf)
+                buffers.append(("array", buf))
+            elif isinstance(p, BufLen):
+                cargs.append(p.size)
+            else:
+                cargs.append(ctypes.byref(ctypes.c_uint32(p.size)))
+        ret = self._fns[fn](*cargs)
+        outs = []
+        for kind, buf in buffers:
+            if kind == "scalar":
+                outs.append(buf.value)
+            elif kind == "str":
+                outs.append(buf.value.decode("latin-1"))
+            else:
+                outs.append(np.ctypeslib.as_array(buf).copy())
+        return int(ret), outs
+
+    def close(self) -> None:
+        pass   # the process keeps the library loaded; CloseDevice is the library's own call
+
+
+# -- transcripts (unit tests) ---------------------------------------------------------------------
+class TranscriptBackend:
+    """Replays expected calls ``(fn, args, ret, outs)``; fails on the first difference.
+
+    ``assert_done()`` checks that every expected call was made. Array outputs may be given as
+    lists.
+    """
+
+    def __init__(self, calls: Iterable[tuple], *, name: str = "transcript"):
+        self.name = name
+        self._calls = [tuple(c) for c in calls]
+        self._pos = 0
+        self.made: list[tuple[str, list]] = []
+
+    def call(self, fn: str, args: list) -> tuple[int, list]:
+        if self._pos >= len(self._calls):
+            raise AssertionError(f"unexpected call {fn}{tuple(args)}: transcript exhausted")
+        want_fn, want_args, ret, outs = self._calls[self._pos]
+        if fn != want_fn or list(args) != list(want_args):
+            raise AssertionError(f"call #{self._pos} was {fn}{tuple(args)}, transcript expects "
+                                 f"{want_fn}{tuple(want_args)}")
+        self._pos += 1
+        self.made.append((fn, list(args)))
+        return ret, [np.asarray(o) if isinstance(o, list) else o for o in outs]
+
+    def close(self) -> None:
+        pass
+
+    def assert_done(self) -> None:
+        left = self._calls[self._pos:]
+        if left:
+            raise AssertionError(f"{len(left)} expected call(s) not made, next {left[0][:2]!r}")

@@ -1,0 +1,372 @@
+"""The 375 nm picosecond diode laser: PicoQuant Taiko library (``PDLM_*``) or PiLas (serial ASCII),
+one Ophyd device for both.
+
+Family chosen for the PicoQuant library: **Taiko PDL M1** (``PDLM_Lib``, ``PDLMUser.h``,
+instruments.md §4.1): its repetition rate is set in Hz (``PDLM_SetFrequency``), the intensity in
+per mille (``PDLM_SetPulsePowerPermille``) and the soft lock directly (``PDLM_SetSoftLock``),
+which map one-to-one onto the device's signals (the Sepia II SLM takes a frequency *index*).
+:class:`LaserLib` follows :mod:`.clib` (ctypes / socket-RPC / transcript backends); the RPC
+client is :mod:`.rpc_backend`, shared with the HydraHarp. The serial alternative is
+:class:`~.pilas.PiLasDriver` (re-exported here), opened by :func:`connect_pilas`.
+
+:class:`PicosecondLaser` signals: ``repetition_rate_hz``, ``intensity_permille``, ``mode``
+(``"pulsed"``/``"cw"``), ``wavelength_nm`` (config); ``soft_lock`` (True = locked, the default),
+``locked`` (soft lock or key/interlock) and ``emission`` (light leaves the head).
+
+**Lock rule.** The laser is locked when the device is created and may be unlocked only by an
+acquisition: ``stage()`` unlocks and ``unstage()`` / ``stop()`` lock again; ``soft_lock.put(False)``
+outside that raises. Plans therefore unlock it by staging it for the run, e.g. listing it with
+the detectors (``bp.count([tcspc, laser])``, whose ``stage_decorator`` stages at the start and
+unstages in the run's finalize, also on error or abort) or ``bpp.stage_wrapper(plan,
+[tcspc, laser])``; scripts use ``with laser.acquisition(): ...``.
+
+**Repetition-rate rule.** With ``lifetime_ns`` set (the longest lifetime expected, ns), rates
+above :func:`max_repetition_rate_hz` (``lifetime_periods`` = 5 lifetimes per laser period,
+reference/timing.md) are refused, as are the head's own limits; errors name the parameter, the
+value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import threading
+from ctypes import c_float, c_int, c_uint32
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from . import picoquant_defs as pq
+from .clib import (BufLen, CtypesBackend, In, InOutLen, Out, OutStr, TranscriptBackend,
+                   VendorLibrary, check_int, load_library)
+from .errors import check_choice, check_range
+from .pilas import PiLasDriver
+from .rpc_backend import SocketRpcBackend
+from .transports import SerialTransport
+
+_IDX = In(c_int)
+
+#: PDLM_Lib functions (``PDLMUser.h``).
+PDLM_FUNCTIONS = {
+    "PDLM_GetLibraryVersion": (OutStr(32), BufLen(32)),
+    "PDLM_DecodeError": (In(c_int), OutStr(256), InOutLen(256)),
+    "PDLM_OpenDevice": (_IDX, OutStr(16)),
+    "PDLM_CloseDevice": (_IDX,),
+    "PDLM_GetLHWavelength": (_IDX, Out(c_float)),                        # nm
+    "PDLM_GetFrequencyLimits": (_IDX, Out(c_uint32), Out(c_uint32)),     # Hz
+    "PDLM_SetFrequency": (_IDX, In(c_uint32)),
+    "PDLM_GetFrequency": (_IDX, Out(c_uint32)),
+    "PDLM_SetPulsePowerPermille": (_IDX, In(c_uint32)),
+    "PDLM_GetPulsePowerPermille": (_IDX, Out(c_uint32)),
+    "PDLM_SetLaserMode": (_IDX, In(c_uint32)),                           # 0 CW, 1 pulse
+    "PDLM_GetLaserMode": (_IDX, Out(c_uint32)),
+    "PDLM_SetSoftLock": (_IDX, In(c_uint32)),                            # 1 locked
+    "PDLM_GetSoftLock": (_IDX, Out(c_uint32)),
+    "PDLM_GetLocked": (_IDX, Out(c_uint32)),                             # any lock
+    "PDLM_GetSystemStatus": (_IDX, Out(c_uint32)),
+}
+LIBRARY_NAMES = ("PDLM_Lib.dll", "pdlm_lib.dll") if sys.platform == "win32" else ("libpdlm.so",)
+MODES = {"cw": pq.PDLM_LASER_MODE_CW, "pulsed": pq.PDLM_LASER_MODE_PULSE}
+#: Default lifetimes per laser period for the repetition-rate rule (timing.md: 5-10).
+LIFETIME_PERIODS = 5.0
+
+
+def max_repetition_rate_hz(lifetime_ns: float, periods: float = LIFETIME_PERIODS) -> float:
+    """Highest repetition rate (Hz) whose period holds ``periods`` lifetimes of ``lifetime_ns``."""
+    tau = check_range("lifetime_ns", lifetime_ns, 1e-3, 1e9, "ns")
+    n = check_range("lifetime_periods", periods, 1.0, 1000.0)
+    return 1e9 / (n * tau)
+
+
+class LaserLib(VendorLibrary):
+    """PDLM_Lib: ``PDLM_*`` methods generated from :data:`PDLM_FUNCTIONS`."""
+
+    functions = PDLM_FUNCTIONS
+    instrument = "taiko"
+
+    def error_text(self, code: int) -> str:
+        return self._error_text_via("PDLM_DecodeError", code)
+
+
+class CtypesLaserBackend(CtypesBackend):
+    """The real PDLM_Lib through ctypes (Windows DLL; ``path`` overrides the name)."""
+
+    def __init__(self, path: str | None = None):
+        super().__init__(load_library([path] if path else LIBRARY_NAMES), PDLM_FUNCTIONS)
+
+
+class SocketRpcLaserBackend(SocketRpcBackend):
+    """PDLM calls sent to the laser simulator (newline JSON RPC, :mod:`.rpc_backend`)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str = "taiko-rpc",
+                 timeout_s: float = 5.0, connect: bool = True):
+        super().__init__(host, port, name=name, timeout_s=timeout_s, connect=connect)
+
+
+class TranscriptLaserBackend(TranscriptBackend):
+    """Expected ``(fn, args, ret, outs)`` calls for unit tests."""
+
+
+class PdlmLaserDriver:
+    """A Taiko PDL M1 through :class:`LaserLib`: the interface :class:`PicosecondLaser` uses
+    (shared with :class:`PiLasDriver`). Values are validated before any call."""
+
+    modes = ("pulsed", "cw")
+
+    def __init__(self, lib: LaserLib, *, usb_index: int = 0):
+        self.lib = lib
+        self.instrument = lib.name
+        self.usb_index = check_int("usb_index", usb_index, pq.PDLM_USB_INDEX_MIN, pq.PDLM_USB_INDEX_MAX)
+        self.serial = ""
+        self.wavelength_nm = math.nan
+        self.frequency_limits_hz = (1.0, 1e8)
+
+    def _call(self, fn: str, *args):
+        return getattr(self.lib, fn)(self.usb_index, *args)
+
+    def open(self) -> "PdlmLaserDriver":
+        self.serial = self._call("PDLM_OpenDevice")
+        self.wavelength_nm = float(self._call("PDLM_GetLHWavelength"))
+        low, high = self._call("PDLM_GetFrequencyLimits")
+        self.frequency_limits_hz = (float(low), float(high))
+        return self
+
+    def close(self) -> None:
+        try:
+            self._call("PDLM_CloseDevice")
+        finally:
+            self.lib.close()
+
+    def check_repetition_rate_hz(self, hz) -> int:
+        return check_int("repetition_rate_hz", hz, *self.frequency_limits_hz, "Hz")
+
+    def set_repetition_rate_hz(self, hz) -> None:
+        self._call("PDLM_SetFrequency", self.check_repetition_rate_hz(hz))
+
+    def get_repetition_rate_hz(self) -> float:
+        return float(self._call("PDLM_GetFrequency"))
+
+    def check_intensity_permille(self, permille) -> int:
+        return check_int("intensity_permille", permille, pq.PDLM_PERMILLE_MIN, pq.PDLM_PERMILLE_MAX,
+                     "per mille")
+
+    def set_intensity_permille(self, permille) -> None:
+        self._call("PDLM_SetPulsePowerPermille", self.check_intensity_permille(permille))
+
+    def get_intensity_permille(self) -> int:
+        return int(self._call("PDLM_GetPulsePowerPermille"))
+
+    def check_mode(self, mode) -> str:
+        return check_choice("mode", mode, self.modes)
+
+    def set_mode(self, mode) -> None:
+        self._call("PDLM_SetLaserMode", MODES[self.check_mode(mode)])
+
+    def get_mode(self) -> str:
+        code = self._call("PDLM_GetLaserMode")
+        return {v: k for k, v in MODES.items()}.get(code, f"code {code}")
+
+    def set_soft_lock(self, locked: bool) -> None:
+        self._call("PDLM_SetSoftLock", pq.PDLM_LASER_LOCKED if locked else pq.PDLM_LASER_UNLOCKED)
+
+    def get_soft_lock(self) -> bool:
+        return self._call("PDLM_GetSoftLock") != pq.PDLM_LASER_UNLOCKED
+
+    def get_locked(self) -> bool:
+        return self._call("PDLM_GetLocked") != pq.PDLM_LASER_UNLOCKED
+
+
+class _Setting(Signal):
+    """A laser setting: ``set``/``put`` validate through the device first, then send."""
+
+    def __init__(self, *args, attr: str, **kwargs):
+        self._attr = attr
+        super().__init__(*args, **kwargs)
+
+    def set(self, value, **kwargs):
+        self.parent.check(self._attr, value)          # bad input fails here, nothing sent
+        return super().set(value, **kwargs)
+
+    def put(self, value, **kwargs):
+        value = self.parent.check(self._attr, value)
+        getattr(self.parent.driver, f"set_{self._attr}")(value)
+        super().put(getattr(self.parent.driver, f"get_{self._attr}")(), **kwargs)
+
+    def cache(self, value) -> None:
+        super().put(value)
+
+
+class _SoftLock(Signal):
+    """True = locked. Locking is always allowed; unlocking only while staged (an acquisition)."""
+
+    def put(self, value, **kwargs):
+        laser = self.parent
+        locked = bool(value)
+        if not locked and not laser.acquiring:
+            raise ValueError(f"soft_lock={value!r} is not allowed outside an acquisition "
+                             "(allowed: True); plans unlock the laser by staging it")
+        laser.driver.set_soft_lock(locked)
+        super().put(locked, **kwargs)
+        laser.update_lock_state()
+
+    def cache(self, value) -> None:
+        super().put(bool(value))
+
+
+class _Lifetime(Signal):
+    """Longest expected lifetime (ns; NaN = no rule); the current rate must satisfy it."""
+
+    def put(self, value, **kwargs):
+        laser = self.parent
+        tau = float(value)
+        if not math.isnan(tau):
+            limit = max_repetition_rate_hz(tau, laser.lifetime_periods.get())
+            rate = laser.repetition_rate_hz.get()
+            if rate > limit:
+                raise ValueError(f"repetition_rate_hz={rate!r} Hz is outside the allowed range "
+                                 f"..{limit:.6g} Hz for lifetime_ns={tau!r} ns "
+                                 f"({laser.lifetime_periods.get():g} lifetimes per period); "
+                                 "lower the repetition rate first")
+        super().put(tau, **kwargs)
+
+
+class PicosecondLaser(Device):
+    """A ps diode laser (Taiko or PiLas driver); see the module docstring for the rules."""
+
+    repetition_rate_hz = Cpt(_Setting, value=math.nan, attr="repetition_rate_hz", kind="config")
+    intensity_permille = Cpt(_Setting, value=0, attr="intensity_permille", kind="config")
+    mode = Cpt(_Setting, value="pulsed", attr="mode", kind="config")
+    wavelength_nm = Cpt(Signal, value=math.nan, kind="config")
+    lifetime_ns = Cpt(_Lifetime, value=math.nan, kind="config")
+    lifetime_periods = Cpt(Signal, value=LIFETIME_PERIODS, kind="config")
+    soft_lock = Cpt(_SoftLock, value=True, kind="normal")
+    locked = Cpt(Signal, value=True, kind="normal")
+    emission = Cpt(Signal, value=False, kind="normal")
+
+    def __init__(self, *args, driver, **kwargs):
+        self.driver = driver
+        super().__init__(*args, **kwargs)
+        self.acquiring = False
+        self._monitor_stop = threading.Event()
+        self.driver.set_soft_lock(True)       # default: locked
+        self.refresh()
+
+    # -- validation ---------------------------------------------------------------------
+    def max_repetition_rate_hz(self) -> float:
+        """The head's limit, lowered by the lifetime rule when ``lifetime_ns`` is set."""
+        high = self.driver.frequency_limits_hz[1]
+        tau = self.lifetime_ns.get()
+        if not math.isnan(tau):
+            high = min(high, max_repetition_rate_hz(tau, self.lifetime_periods.get()))
+        return high
+
+    def check(self, attr: str, value):
+        value = getattr(self.driver, f"check_{attr}")(value)
+        if attr == "repetition_rate_hz":
+            low, high = self.driver.frequency_limits_hz[0], self.max_repetition_rate_hz()
+            if not value <= high:
+                raise ValueError(f"repetition_rate_hz={value!r} Hz is outside the allowed range "
+                                 f"{low:g}..{high:.6g} Hz (lifetime_ns={self.lifetime_ns.get()!r} ns"
+                                 f" x {self.lifetime_periods.get():g} periods)")
+        return value
+
+    # -- state ----------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read every setting and the lock state from the instrument."""
+        d = self.driver
+        self.repetition_rate_hz.cache(d.get_repetition_rate_hz())
+        self.intensity_permille.cache(d.get_intensity_permille())
+        self.mode.cache(d.get_mode())
+        self.wavelength_nm.put(d.wavelength_nm)
+        self.update_lock_state()
+
+    def update_lock_state(self) -> None:
+        """Publish soft lock, overall lock and emission (what the monitor polls)."""
+        soft, locked = self.driver.get_soft_lock(), self.driver.get_locked()
+        self.soft_lock.cache(soft)
+        self.locked.put(locked)
+        self.emission.put(not locked)
+
+    def start_monitor(self, interval_s: float = 1.0) -> None:
+        """Poll the lock state in the background so suspenders can watch ``locked``."""
+        interval = check_range("interval_s", interval_s, 0.01, 3600.0, "s")
+        self._monitor_stop.set()
+        self._monitor_stop = stop = threading.Event()
+
+        def run():
+            while not stop.wait(interval):
+                try:
+                    self.update_lock_state()
+                except Exception:   # a dropped connection must not end the monitor silently
+                    self.locked.put(True)
+                    self.emission.put(False)
+
+        threading.Thread(target=run, daemon=True, name=f"{self.name}-lock-monitor").start()
+
+    # -- acquisitions ---------------------------------------------------------------------
+    def stage(self):
+        self.check("repetition_rate_hz", self.driver.get_repetition_rate_hz())
+        staged = super().stage()
+        self.acquiring = True
+        try:
+            self.soft_lock.put(False)
+        except Exception:
+            self.unstage()
+            raise
+        return staged
+
+    def unstage(self):
+        self.acquiring = False
+        try:
+            self.soft_lock.put(True)
+        finally:
+            unstaged = super().unstage()
+        return unstaged
+
+    @contextlib.contextmanager
+    def acquisition(self):
+        """Unlocked inside the ``with`` block, locked again on exit (also on errors)."""
+        self.stage()
+        try:
+            yield self
+        finally:
+            self.unstage()
+
+    def stop(self, *, success: bool = False) -> None:
+        try:
+            self.acquiring = False
+            self.soft_lock.put(True)
+        finally:
+            super().stop(success=success)
+
+    def close(self) -> None:
+        self._monitor_stop.set()
+        try:
+            self.driver.set_soft_lock(True)
+        finally:
+            self.driver.close()
+
+
+def connect_taiko(host: str, port: int, *, name: str = "laser", usb_index: int = 0,
+                  timeout_s: float = 5.0) -> PicosecondLaser:
+    """Connect to the laser simulator's PDLM RPC port and return a locked, ready
+    :class:`PicosecondLaser`; on hardware use ``LaserLib(CtypesLaserBackend())``."""
+    lib = LaserLib(SocketRpcLaserBackend(host, port, timeout_s=timeout_s), name=name)
+    try:
+        return PicosecondLaser(name=name, driver=PdlmLaserDriver(lib, usb_index=usb_index).open())
+    except Exception:
+        lib.close()
+        raise
+
+
+def connect_pilas(url: str, *, name: str = "laser", timeout_s: float = 2.0) -> PicosecondLaser:
+    """Open a PiLas at ``url`` (``socket://127.0.0.1:PORT``, ``/dev/ttyUSB0``, ``COM3``; 19200 8N1,
+    ``\\n`` both ways) and return a locked, ready :class:`PicosecondLaser`."""
+    transport = SerialTransport(url, name=name, baudrate=19200, write_eol="\n", read_eol="\n",
+                                timeout_s=timeout_s)
+    try:
+        return PicosecondLaser(name=name, driver=PiLasDriver(transport, name=name).open())
+    except Exception:
+        transport.close()
+        raise
