@@ -60,10 +60,18 @@ class QDAxis(Device):
     def update(self) -> tuple[float, str]:
         """Query the instrument once and publish the reading (used by pollers and monitors)."""
         value, state = self._query()
+        self.publish(value, state)
+        return value, state
+
+    def publish(self, value: float, state: str) -> None:
+        """Publish a reading taken elsewhere (e.g. one GETDAT? serving several signals)."""
         self.state.put(state)
         self.readback.put(value)
         self._run_subs(sub_type=self.SUB_READBACK, value=value, timestamp=time.time())
-        return value, state
+
+    def _done_states_for_move(self) -> frozenset:
+        """States that end the move being started (fixed at set() time)."""
+        return self.done_states
 
     def set(self, value, *, timeout: float | None = None) -> MoveStatus:
         target = float(value)
@@ -75,24 +83,29 @@ class QDAxis(Device):
         self._stop_event = stop = threading.Event()
         status = MoveStatus(self, target, timeout=timeout, settle_time=0)
         self._moving = True
-        threading.Thread(target=self._poll, args=(status, target, stop), daemon=True,
-                         name=f"{self.name}-poller").start()
+        done_states = self._done_states_for_move()
+        threading.Thread(target=self._poll, args=(status, target, stop, done_states),
+                         daemon=True, name=f"{self.name}-poller").start()
         return status
 
-    def _poll(self, status: MoveStatus, target: float, stop: threading.Event) -> None:
+    def _poll(self, status: MoveStatus, target: float, stop: threading.Event,
+              done_states: frozenset) -> None:
         seen_moving = False
         try:
             while not status.done:
+                if not stop.is_set():
+                    value, state = self.update()
+                # Checked after the reading too: the hold that stop() sends may already have
+                # settled, and that must not pass for the end of the stopped move.
                 if stop.is_set():
                     status.set_exception(InstrumentError(self.parent.driver.instrument, None, None,
                                                          f"{self.name} move to {target} stopped"))
                     return
-                value, state = self.update()
                 if state in self.fault_states:
                     status.set_exception(InstrumentError(self.parent.driver.instrument, None, state,
                                                          f"{self.name} fault while moving to {target}"))
                     return
-                if state in self.done_states:
+                if state in done_states:
                     # A 'Stable' read before MultiVu registered the command is stale: require that
                     # we saw it move, or that it is already at the target.
                     if seen_moving or abs(value - target) <= self._tolerance(target):
@@ -144,7 +157,12 @@ class TemperatureAxis(QDAxis):
 
 
 class FieldAxis(QDAxis):
-    """Magnetic field (Oe). Rate, approach and magnet mode are configuration."""
+    """Magnetic field (Oe). Rate, approach and magnet mode are configuration.
+
+    ``done_states_by_mode`` (magnet mode -> states) lets a system whose magnet reports a
+    different final state per mode (PPMS: persistent stable / driven stable) finish a move
+    only in the state the configured mode aims at; modes not listed use ``done_states``.
+    """
 
     rate_Oe_per_s = Cpt(Signal, value=100.0, kind="config")
     approach = Cpt(Signal, value="linear", kind="config")
@@ -154,6 +172,10 @@ class FieldAxis(QDAxis):
     done_states = frozenset({"Stable", "Holding (driven)", "Holding"})
     fault_states = frozenset({"Current Error", "Switch Error", "Quenching", "Charging Error",
                               "PSU Error", "General Failure"})
+    done_states_by_mode: dict = {}
+
+    def _done_states_for_move(self):
+        return self.done_states_by_mode.get(self.magnet_mode.get(), self.done_states)
 
     def _send(self, target):
         self.driver.set_field(target, self.rate_Oe_per_s.get(), self.approach.get(),

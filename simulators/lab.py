@@ -11,6 +11,7 @@ import threading
 
 from .clock import VirtualClock
 from .mpms3 import MPMS3Simulator
+from .ppms import PPMSSimulator
 
 
 def _resolve_sample(sample):
@@ -27,19 +28,26 @@ class SimulatedLab:
     ``start()`` returns the endpoints as a JSON-ready dict::
 
         {"mpms3": {"host": ..., "port": ..., "datafile": ..., "flavor": "MPMS3"},
+         "ppms": {"resource": "TCPIP0::127.0.0.1::<port>::SOCKET", "host": ..., "port": ...,
+                  "datafile": ...},
          "speed": ..., "seed": ..., "sample": ...}
+
+    Both instruments share one virtual clock and sample; ``port`` is the MPMS3's MultiPyVu
+    port, ``ppms_port`` the PPMS GPIB-over-TCP port (0 = any free port). The PPMS ``.dat``
+    (``datafile``) is created only when an ac engine opens it.
     """
 
     def __init__(self, *, speed: float = 1000.0, seed: int = 0, sample="mCB-Nd",
                  mass_mg: float = 20.0, data_dir, host: str = "127.0.0.1", port: int = 0,
-                 start_unix: float | None = None):
+                 start_unix: float | None = None, ppms_port: int = 0):
         self.speed, self.seed, self.mass_mg = float(speed), int(seed), float(mass_mg)
         self.sample_spec = sample
         self.data_dir = pathlib.Path(data_dir)
-        self.host, self.port = host, port
+        self.host, self.port, self.ppms_port = host, port, ppms_port
         self.start_unix = start_unix
         self.clock: VirtualClock | None = None
         self.mpms3: MPMS3Simulator | None = None
+        self.ppms: PPMSSimulator | None = None
         self.endpoints: dict | None = None
         self._stopped = threading.Event()
 
@@ -49,9 +57,14 @@ class SimulatedLab:
         self.mpms3 = MPMS3Simulator(self.clock, sample, mass_mg=self.mass_mg,
                                     data_dir=self.data_dir, seed=self.seed)
         try:
+            self.ppms = PPMSSimulator(self.clock, sample, mass_mg=self.mass_mg,
+                                      data_dir=self.data_dir, seed=self.seed)
             host, port = self.mpms3.start_server(self.host, self.port)
+            ppms_host, ppms_port = self.ppms.start_server(self.host, self.ppms_port)
         except Exception:
             self.mpms3.stop()
+            if self.ppms is not None:
+                self.ppms.stop()
             raise
         # A MultiPyVu EXIT from a client ends the MPMS3 server, and with it the lab.
         self.mpms3.server.on_exit = self._stopped.set
@@ -60,6 +73,9 @@ class SimulatedLab:
         self.endpoints = {
             "mpms3": {"host": host, "port": port, "datafile": str(self.mpms3.datafile),
                       "flavor": "MPMS3"},
+            "ppms": {"resource": f"TCPIP0::{ppms_host}::{ppms_port}::SOCKET",
+                     "host": ppms_host, "port": ppms_port,
+                     "datafile": str(self.ppms.datafile)},
             "speed": self.speed, "seed": self.seed, "sample": name,
         }
         return self.endpoints
@@ -73,6 +89,8 @@ class SimulatedLab:
             self.clock.stop()          # aborts waits (WAITFOR) so threads can end
         if self.mpms3 is not None:
             self.mpms3.stop()
+        if self.ppms is not None:
+            self.ppms.stop()
         self._stopped.set()
 
     def __enter__(self) -> "SimulatedLab":

@@ -1,0 +1,150 @@
+"""The PPMS as an Ophyd device: temperature and field positioners, chamber, interlock monitor.
+
+The positioners are the MPMS3's (:mod:`.qd_axis`) with the PPMS status names: a temperature
+move ends on "stable"; a field move ends on "persistent stable" when ``field.magnet_mode`` is
+``"persistent"`` (the default: the switch warms, the magnet ramps, the switch cools) and on
+"driven stable" when it is ``"driven"``. ``stop()`` holds temperature and field where they are.
+
+A background monitor (one ``GETDAT? 7`` and one ``LEVEL?`` per interval) keeps
+``helium_level`` (%), ``temperature_state``, ``magnet_state`` and ``chamber_state`` current so
+suspenders can subscribe to them; GPIB devices produce no events unless someone polls.
+``connect_ppms(resource)`` builds it over pyvisa (``GPIB0::15::INSTR`` in the lab,
+``TCPIP0::127.0.0.1::PORT::SOCKET`` against the simulator).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from .mpms3_device import _ChamberSignal
+from .ppms import GETDAT_BITS, PPMSDriver
+from .qd_axis import FieldAxis, TemperatureAxis
+from .transports import VisaTransport
+
+log = logging.getLogger(__name__)
+
+_MONITOR_MASK = sum(1 << GETDAT_BITS[k] for k in ("status", "temperature", "field"))
+
+
+class PPMSTemperatureAxis(TemperatureAxis):
+    """Sample temperature (K); done on the PPMS status "stable"."""
+    done_states = frozenset({"stable"})
+    fault_states = frozenset({"impedance not functioning", "failure"})
+
+
+class PPMSFieldAxis(FieldAxis):
+    """Field (Oe); done on "persistent stable" or "driven stable" per ``magnet_mode``."""
+    magnet_mode = Cpt(Signal, value="persistent", kind="config")
+    done_states = frozenset({"persistent stable", "driven stable"})
+    done_states_by_mode = {"persistent": frozenset({"persistent stable"}),
+                           "driven": frozenset({"driven stable"})}
+    fault_states = frozenset({"current error", "failure"})
+
+
+class PPMS(Device):
+    """Quantum Design PPMS: ``temperature`` (K) and ``field`` (Oe) positioners."""
+
+    temperature = Cpt(PPMSTemperatureAxis, kind="hinted")
+    field = Cpt(PPMSFieldAxis, kind="hinted")
+    chamber = Cpt(_ChamberSignal, value="", kind="config")
+    helium_level = Cpt(Signal, value=float("nan"), kind="normal")   # percent
+    helium_age = Cpt(Signal, value="", kind="omitted")              # '>1h' '<1h' 'continuous'
+    temperature_state = Cpt(Signal, value="", kind="omitted")
+    magnet_state = Cpt(Signal, value="", kind="omitted")
+    chamber_state = Cpt(Signal, value="", kind="omitted")
+    monitor_interval_s = Cpt(Signal, value=1.0, kind="omitted")
+
+    def __init__(self, *args, driver: PPMSDriver, **kwargs):
+        self.driver = driver
+        super().__init__(*args, **kwargs)
+        self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        # A poller's reading is news for the interlock signals too.
+        self.temperature.state.subscribe(self._mirror(self.temperature_state), run=False)
+        self.field.state.subscribe(self._mirror(self.magnet_state), run=False)
+
+    @staticmethod
+    def _mirror(signal):
+        def put(value, **kwargs):
+            if value:
+                signal.put(value)
+        return put
+
+    def trigger(self):
+        """Read status, temperature, field and helium fresh for the event that follows."""
+        self.refresh(force=True)
+        return super().trigger()
+
+    def refresh(self, *, force: bool = False) -> None:
+        """One ``GETDAT? 7`` + ``LEVEL?``: update the state signals, the chamber, the helium
+        level, and the axis readbacks (those of a moving axis only with ``force``: its poller
+        publishes them)."""
+        d = self.driver.getdat(_MONITOR_MASK)
+        st = d["status"]
+        self.temperature_state.put(st.temperature)
+        self.magnet_state.put(st.magnet)
+        self.chamber_state.put(st.chamber)
+        self.chamber.put(st.chamber)
+        for axis, value, state in ((self.temperature, d["temperature"], st.temperature),
+                                   (self.field, d["field"], st.magnet)):
+            if force or not axis.moving:
+                axis.publish(value, state)
+        level, age = self.driver.get_level()
+        self.helium_level.put(level)
+        self.helium_age.put(age)
+
+    # -- interlock monitor ---------------------------------------------------------------
+    def start_monitor(self, interval_s: float | None = None) -> None:
+        if interval_s is not None:
+            if not interval_s > 0:
+                raise ValueError(f"interval_s={interval_s!r} must be > 0 s")
+            self.monitor_interval_s.put(float(interval_s))
+        if self._monitor is not None and self._monitor.is_alive():
+            return
+        self._monitor_stop.clear()
+        self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
+                                         name=f"{self.name}-monitor")
+        self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        self._monitor_stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5.0)
+        self._monitor = None
+
+    def _monitor_loop(self) -> None:
+        while not self._monitor_stop.is_set():
+            try:
+                self.refresh()
+            except Exception:
+                log.warning("%s monitor: query failed", self.name, exc_info=True)
+            self._monitor_stop.wait(self.monitor_interval_s.get())
+
+    def close(self) -> None:
+        self.stop_monitor()
+        self.driver.close()
+
+
+def connect_ppms(resource: str, *, timeout_s: float = 5.0, name: str = "ppms",
+                 monitor_interval_s: float | None = 1.0, backend: str = "@py") -> PPMS:
+    """Open ``resource`` with pyvisa (``"\\n"`` read and write termination) and build the
+    device; reads everything once and starts the interlock monitor every
+    ``monitor_interval_s`` (``None``: no monitor). ``backend`` ``"@py"`` is pyvisa-py; use
+    ``""`` for the system VISA library (NI-VISA for a GPIB card)."""
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s={timeout_s!r} must be > 0 s")
+    transport = VisaTransport(resource, name=name, read_termination="\n",
+                              write_termination="\n", timeout_s=timeout_s, backend=backend)
+    ppms = PPMS(name=name, driver=PPMSDriver(transport))
+    try:
+        ppms.refresh(force=True)
+        if monitor_interval_s is not None:
+            ppms.start_monitor(monitor_interval_s)
+    except Exception:
+        transport.close()
+        raise
+    return ppms
