@@ -203,11 +203,15 @@ class RelaxationCampaign:
         self._on_fit = on_fit
         self.runs: dict[str, dict[str, AcRunAnalysis]] = {}
         self.fits: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
         self.derived_uids: dict[str, str] = {}
 
     def __call__(self, analysis: AcRunAnalysis) -> None:
         try:
             self._add(analysis)
+        except ValueError as exc:   # e.g. too few fitted sets for the free parameters
+            self.errors[analysis.sample_name] = str(exc)
+            logger.warning("relaxation fit of %s not possible yet: %s", analysis.sample_name, exc)
         except Exception:  # noqa: BLE001 - never break the acquisition
             logger.exception("relaxation campaign update failed")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .commands import Choice, Command, Driver, Param
 from .errors import InstrumentError
 from .mpms3 import CHAMBER_MODE as _MULTIVU_CHAMBER_MODE
-from .mpms3 import FIELD_APPROACH, MAGNET_MODE, NUMBER, TEMPERATURE_APPROACH
+from .mpms3 import FIELD_APPROACH, MAGNET_MODE, NUMBER, TEMPERATURE_APPROACH, _whole_cycles
 
 __all__ = ["PPMSDriver", "PPMSStatus", "SetCommand", "decode_status", "GETDAT_BITS",
            "TEMPERATURE_STATES", "MAGNET_STATES", "CHAMBER_STATES", "POSITION_STATES",
@@ -33,6 +33,11 @@ TEMPERATURE_RATE_K_PER_MIN = (0.01, 20.0)
 FIELD_RANGE_OE = (-90000.0, 90000.0)
 FIELD_RATE_OE_PER_S = (10.5, 196.0)
 POSITION_RANGE_DEG = (0.0, 360.0)
+#: ACMS option (QD specification: 10 Hz–10 kHz, drive up to 17 Oe).
+AC_FREQUENCY_HZ = (10.0, 10000.0)
+AC_AMPLITUDE_OE = (0.002, 17.0)
+AC_AVERAGING_S = (0.5, 600.0)
+AC_CYCLES = (1, 1000)
 #: Chamber codes of the Model 6000 (5 = high vacuum exists only on some systems: not sent).
 CHAMBER_MODE = {k: v for k, v in _MULTIVU_CHAMBER_MODE.items() if v <= 4}
 MOVE_MODE = {"move": 0, "limit_redefine": 1, "redefine": 2}
@@ -202,6 +207,14 @@ class PPMSDriver(Driver):
                          doc="Simulator: oldest refused set command (count, text); 0 = none")
     get_datafile = Command("SPINLIGHT_DATAFILE?", reply=_r(r"(.+?)"), parse=lambda m: m.group(1),
                            doc="Simulator: path of the ACMS .dat the simulator writes")
+    ac_measure = Command(
+        "SPINLIGHT_AC? {frequency_hz},{amplitude_oe},{averaging_s},{cycles}",
+        (Param("frequency_hz", *AC_FREQUENCY_HZ, "Hz"), Param("amplitude_oe", *AC_AMPLITUDE_OE, "Oe"),
+         Param("averaging_s", *AC_AVERAGING_S, "s"),
+         Param("cycles", *AC_CYCLES, "", fmt=_whole_cycles)),
+        reply=_r(r"(\d+)"), parse=lambda m: int(m.group(1)),
+        doc="Simulator extension (ACMS has no GPIB command): queue one ACMS point at the "
+            "current T and H (Hz, Oe, averaging s, cycles); returns its measurement number")
     get_clock = Command("SPINLIGHT_CLOCK?", reply=_r(f"{_N},{_N}"), parse=_floats,
                         doc="Simulator: (instrument time Unix s, speed factor)")
 

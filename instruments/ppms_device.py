@@ -148,3 +148,11 @@ def connect_ppms(resource: str, *, timeout_s: float = 5.0, name: str = "ppms",
         transport.close()
         raise
     return ppms
+
+
+def ppms_ac_detector(ppms: PPMS, datafile: str | None = None, *, mode: str = "request",
+                     name: str = "ppms_ac"):
+    """The ACMS detector of a connected PPMS (``.dat`` seam: ``follow`` a real ACMS sequence's
+    file given as ``datafile``, or ``request`` points from the simulator)."""
+    from .ac_detector import ACDetector
+    return ACDetector(name=name, driver=ppms.driver, datafile=datafile, mode=mode)

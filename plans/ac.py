@@ -76,6 +76,15 @@ def mpms3_ac_station(mpms3, ac) -> AcStation:
                       field_rate_range_Oe_per_s=m.FIELD_RATE_OE_PER_S)
 
 
+def ppms_ac_station(ppms, ac) -> AcStation:
+    """The PPMS with its ACMS option (10 Hz–10 kHz)."""
+    from spinlight.instruments import ppms as p
+    return ac_station(ppms, ac, temperature_range_K=p.TEMPERATURE_RANGE_K,
+                      field_range_Oe=p.FIELD_RANGE_OE,
+                      temperature_rate_range_K_per_min=p.TEMPERATURE_RATE_K_PER_MIN,
+                      field_rate_range_Oe_per_s=p.FIELD_RATE_OE_PER_S)
+
+
 def assign_frequencies(stations, frequencies_Hz) -> dict[str, list[float]]:
     """Station name -> its frequencies (Hz, in the order given). Each frequency goes to the
     first station whose range covers it; a frequency no station covers is an error naming it

@@ -290,6 +290,19 @@ def ac_row(p: AcPoint) -> dict:
 
 
 # -- queueing ac points ------------------------------------------------------------------------
+def sample_ac_model(sample):
+    """The ac preset named like the simulated ``sample`` (``ValueError`` listing the presets
+    if there is none)."""
+    from .samples import AC_PRESETS, get_ac_model   # imported late: heavy physics
+    if hasattr(sample, "chi_molar"):
+        return sample
+    name = getattr(sample, "name", None)
+    if name not in AC_PRESETS:
+        raise ValueError(f"the simulated sample {name!r} has no ac model; ac presets: "
+                         f"{list(AC_PRESETS)} (or pass ac_model=)")
+    return get_ac_model(name)
+
+
 class AcEngine:
     """ac points on a :class:`~.measurement_queue.MeasurementQueue` at the current T and H.
 

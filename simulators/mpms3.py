@@ -25,7 +25,7 @@ from pathlib import Path
 
 from spinlight.instruments.qd_dat import DatWriter
 
-from .ac_measurement import AcEngine
+from .ac_measurement import AcEngine, sample_ac_model
 from .clock import VirtualClock
 from .dynamics import TEMP_MOVING_CODES, Chamber, LimitError, Magnet, TemperatureControl
 from .measurement_queue import MeasurementQueue
@@ -322,12 +322,7 @@ class MPMS3Simulator:
     def _ac_model(self):
         """The AC option's sample model (resolved once, at the first ``SPINLIGHT_AC``)."""
         if self.ac_model is None:
-            from .samples import AC_PRESETS, get_ac_model   # imported late: heavy physics
-            name = getattr(self.sample, "name", None)
-            if name not in AC_PRESETS:
-                raise ValueError(f"the simulated sample {name!r} has no ac model; ac presets: "
-                                 f"{list(AC_PRESETS)} (or pass ac_model=)")
-            self.ac_model = get_ac_model(name)
+            self.ac_model = sample_ac_model(self.sample)
         return self.ac_model
 
     def _ac(self, query: str) -> str:

@@ -59,6 +59,7 @@ from typing import Callable
 from spinlight.instruments.qd_dat import DatWriter
 
 from .clock import VirtualClock
+from .ppms_acms import PpmsAcms
 from .dynamics import SWITCH_COOL_S, SWITCH_WARM_S, Chamber, LimitError, Magnet, \
     TemperatureControl
 from .gpib_socket import GpibSocketServer
@@ -202,7 +203,8 @@ class PPMSSimulator:
     def __init__(self, clock: VirtualClock, sample, *, mass_mg: float, data_dir,
                  seed: int = 0, title: str = "", helium_percent: float = 80.0,
                  helium_boiloff_percent_per_h: float = 1.0,
-                 helium_driven_extra_percent_per_h: float = 2.0, high_vacuum: bool = False):
+                 helium_driven_extra_percent_per_h: float = 2.0, high_vacuum: bool = False,
+                 ac_model=None):
         if not mass_mg > 0:
             raise ValueError(f"mass_mg = {mass_mg!r} must be > 0")
         self.clock, self.sample, self.mass_mg, self.seed = clock, sample, float(mass_mg), seed
@@ -226,6 +228,7 @@ class PPMSSimulator:
         self.errors: collections.deque = collections.deque(maxlen=100)
         self.received: collections.deque = collections.deque(maxlen=1000)
         self.server: GpibSocketServer | None = None
+        self.acms = PpmsAcms(self, ac_model)
         self._commands = {
             "TEMP": self._set_temp, "TEMP?": self._get_temp,
             "FIELD": self._set_field, "FIELD?": self._get_field,

@@ -1,10 +1,12 @@
-"""``spinlight demo``: the dc part of the paper campaign on simulators, stored, fitted, plotted.
+"""``spinlight demo``: the paper campaign (dc, then ac) on simulators, stored, fitted, plotted.
 
 For each compound (mCB-Nd, mCB-Yb, mCB-NdYb): a simulated MPMS3 holding that powder is started
 on loopback, spinlight connects to it with the real MultiPyVu client, runs χT(T) at 0.1 T
 (sweep mode, 300 → 1.8 K) and the M(H) isotherm set 1.8–21 K up to 5 T; every run lands in the
 embedded catalog; the streaming analysis stores its fits as linked runs; a table compares the
-fitted numbers with the published ones and paper-style figures are written.
+fitted numbers with the published ones and paper-style figures are written. The ac part
+(``spinlight.demo_ac``: field scan at 2 K, temperature scan at the optimal field, MPMS3 below
+1 kHz and PPMS ACMS above, sequential τ⁻¹ fit) follows on the same simulated lab.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="fewer points (for tests): 3 K/min sweep from 60 K, 5 isotherms to 2 T")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--skip-ac", action="store_true", help="dc part only")
+    p.add_argument("--skip-dc", action="store_true", help="ac part only")
     p.set_defaults(func=run)
 
 
@@ -55,8 +59,10 @@ def campaign_for(quick: bool) -> dict:
 
 
 def measure_sample(RE, name: str, *, out: pathlib.Path, speed: float, seed: int, mass_mg: float,
-                   campaign: dict) -> dict:
-    """Start a simulated MPMS3 with this sample, run χT and the isotherms; return run uids."""
+                   campaign: dict, ac_campaign: dict | None = None, ac_analyses: dict | None = None,
+                   dc: bool = True) -> dict:
+    """Start a simulated lab with this sample, run χT and the isotherms on the MPMS3, then (with
+    ``ac_campaign``) the ac field and temperature scans; return run uids and instrument hours."""
     from spinlight.instruments.mpms3_device import connect_mpms3
     from spinlight.plans import Sample, chi_t, mce_isotherms
     from spinlight.simulators.lab import SimulatedLab
@@ -69,60 +75,89 @@ def measure_sample(RE, name: str, *, out: pathlib.Path, speed: float, seed: int,
     with SimulatedLab(speed=speed, seed=seed, sample=name, mass_mg=mass_mg,
                       data_dir=out / "sim" / name) as lab:
         ep = lab.endpoints["mpms3"]
+        uids, hours = {}, {}
         mpms3, vsm = connect_mpms3(ep["host"], ep["port"], mode="request")
         try:
-            uids, hours = {}, {}
-            for kind, plan in (("chi_t", chi_t(mpms3, vsm, sample, **campaign["chi_t"])),
-                               ("mce_isotherms", mce_isotherms(mpms3, vsm, sample,
-                                                               **campaign["mce"]))):
+            plans = (("chi_t", chi_t(mpms3, vsm, sample, **campaign["chi_t"])),
+                     ("mce_isotherms", mce_isotherms(mpms3, vsm, sample, **campaign["mce"])))
+            for kind, plan in plans if dc else ():
                 t_start, _ = mpms3.driver.get_clock()
                 uids[kind] = RE(plan)[0]
                 hours[kind] = (mpms3.driver.get_clock()[0] - t_start) / 3600.0
         finally:
             mpms3.close()
+        if ac_campaign is not None:
+            from .demo_ac import measure_ac
+            ac_uids, ac_hours = measure_ac(RE, lab, sample, ac_campaign,
+                                           ac_analyses.setdefault(name, {}))
+            uids.update(ac_uids)
+            hours.update(ac_hours)
     return uids, hours
 
 
 def run(args) -> int:
+    from spinlight.analysis.ac_streaming import RelaxationCampaign, make_ac_analysis_router
     from spinlight.analysis.streaming import make_dc_analysis_router
     from spinlight.engine import make_run_engine
-    from spinlight.simulators.samples import get_sample
+    from spinlight.simulators.samples import get_ac_model, get_sample
 
+    from .demo_ac import REFIT_D2, ac_campaign, ac_table, write_ac_demo_figures
     from .demo_report import comparison_table, write_figures
 
     out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+    ac_analyses: dict[str, dict] = {}
 
     def on_result(analysis):
         results[analysis.start["uid"]] = analysis
 
+    def on_ac_result(analysis):
+        ac_analyses.setdefault(analysis.sample_name, {})[analysis.kind] = analysis
+        relaxation(analysis)
+
     RE, catalog = make_run_engine(out / "catalog", progress=not args.no_progress)
-    router = make_dc_analysis_router(catalog.store, on_result=on_result, delta_b_T=2.0)
-    RE.subscribe(router)
+    RE.subscribe(make_dc_analysis_router(catalog.store, on_result=on_result, delta_b_T=2.0))
+    relaxation = RelaxationCampaign(catalog.store, refit_D2_samples=REFIT_D2)
+    RE.subscribe(make_ac_analysis_router(catalog.store, on_result=on_ac_result))
     campaign = campaign_for(args.quick)
+    ac = None if args.skip_ac else ac_campaign(args.quick)
     t0 = time.monotonic()
     by_sample, instrument_hours = {}, {}
     try:
         for name in args.samples:
-            print(f"== {name}: chi_t and mce_isotherms on a simulated MPMS3 (x{args.speed:g})",
-                  flush=True)
-            by_sample[name], instrument_hours[name] = measure_sample(RE, name, out=out, speed=args.speed,
-                                             seed=args.seed, mass_mg=args.mass_mg,
-                                             campaign=campaign)
+            parts = ([] if args.skip_dc else ["chi_t", "mce_isotherms (MPMS3 VSM)"]) + \
+                ([] if ac is None else ["ac field scan + temperature scan (MPMS3 AC + PPMS ACMS)"])
+            print(f"== {name}: {', '.join(parts)} on simulators (x{args.speed:g})", flush=True)
+            by_sample[name], instrument_hours[name] = measure_sample(
+                RE, name, out=out, speed=args.speed, seed=args.seed, mass_mg=args.mass_mg,
+                campaign=campaign, ac_campaign=ac, ac_analyses=ac_analyses, dc=not args.skip_dc)
         wall = time.monotonic() - t0
-        analyses = {name: {kind: results.get(uid) for kind, uid in uids.items()}
+        analyses = {name: {kind: results.get(uid) for kind, uid in uids.items()
+                           if not kind.startswith("ac_")}
                     for name, uids in by_sample.items()}
         published = {name: get_sample(name).published for name in by_sample}
-        table, summary = comparison_table(analyses, published, TABLE_ROWS)
-        print(table)
-        figures = write_figures(analyses, out / "figures")
+        summary: dict = {}
+        figures = []
+        if not args.skip_dc:
+            table, summary = comparison_table(analyses, published, TABLE_ROWS)
+            print(table)
+            figures += write_figures(analyses, out / "figures")
+        if ac is not None:
+            ac_pub = {n: get_ac_model(n).published for n in by_sample}
+            fits = {n: relaxation.fits.get(n) for n in by_sample}
+            text, ac_summary = ac_table(fits, ac_analyses, ac_pub)
+            print("\n" + text)
+            summary["ac"] = ac_summary
+            figures += write_ac_demo_figures(ac_analyses, fits, out / "figures")
         instrument_h = sum(sum(h.values()) for h in instrument_hours.values())
         summary.update({"wall_seconds": round(wall, 1), "instrument_hours": round(instrument_h, 2),
                         "figures": [str(f) for f in figures], "catalog": str(out / "catalog"),
                         "runs": by_sample,
                         "instrument_hours_per_run": instrument_hours})
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        for name, hours in instrument_hours.items():
+            print(f"{name}: " + ", ".join(f"{k} {v:.1f} h" for k, v in hours.items()))
         print(f"\n{instrument_h:.1f} instrument hours simulated in {wall:.0f} s wall "
               f"({instrument_h * 3600 / max(wall, 1e-9):.0f}x); figures in {out / 'figures'}; "
               f"catalog in {out / 'catalog'} (try: spinlight runs --data {out / 'catalog'})")

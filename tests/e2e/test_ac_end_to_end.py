@@ -80,3 +80,56 @@ def test_bad_frequency_is_refused_before_anything_moves(mpms3_lab):
         ac_field_scan([station], sample, temperature_K=2.0, fields_Oe=[0, 1000],
                       frequencies_Hz=[10], amplitude_Oe=50.0)
     assert (lab.mpms3.temperature.setpoint_K, lab.mpms3.magnet.setpoint_Oe) == before
+
+
+def test_mpms3_and_ppms_give_one_merged_spectrum(tmp_path):
+    """0.1 Hz–10 kHz for one sample: MPMS3 AC (MultiPyVu) below 1 kHz, PPMS ACMS (pyvisa GPIB
+    dialect over TCP) above; one fitted spectrum per set; both instruments left safe."""
+    from spinlight.instruments.mpms3_device import mpms3_ac_detector
+    from spinlight.instruments.ppms_device import connect_ppms, ppms_ac_detector
+    from spinlight.plans.ac import ppms_ac_station
+
+    preset = get_sample("mCB-Yb")
+    sample = Sample(name="mCB-Yb", mass_mg=20.0, molar_mass_g_per_mol=preset.molar_mass_g_per_mol)
+    with SimulatedLab(speed=20000, seed=2, sample="mCB-Yb", mass_mg=20.0,
+                      data_dir=tmp_path / "sim") as lab:
+        ep = lab.endpoints
+        mpms3, _ = connect_mpms3(ep["mpms3"]["host"], ep["mpms3"]["port"])
+        ppms = connect_ppms(ep["ppms"]["resource"])
+        stations = [mpms3_ac_station(mpms3, mpms3_ac_detector(mpms3, name="mpms3_ac")),
+                    ppms_ac_station(ppms, ppms_ac_detector(ppms))]
+        RE, catalog = make_run_engine(tmp_path / "catalog", progress=False)
+        results = []
+        RE.subscribe(make_ac_analysis_router(catalog.store, on_result=results.append))
+        freqs = [1, 10, 100, 300, 1000, 2000, 3000, 5000, 7000, 10000]
+        try:
+            (uid,) = RE(ac_frequency_sweep(stations, sample, temperature_K=2.0, field_Oe=2000.0,
+                                           frequencies_Hz=freqs, averaging_time_s=2.0, cycles=2))
+            run = catalog.get_run(uid)
+            start = catalog.start_doc(run)
+            assert start["ac_streams"] == ["ac_mpms3", "ac_ppms"]
+            assert start["plan_args"]["frequencies_Hz"] == {"mpms3": freqs[:5], "ppms": freqs[5:]}
+            m = catalog.read_stream(run, "ac_mpms3")
+            p = catalog.read_stream(run, "ac_ppms")
+            np.testing.assert_allclose(m["mpms3_ac_frequency_hz"], freqs[:5])
+            np.testing.assert_allclose(p["ppms_ac_frequency_hz"], freqs[5:])
+            # the PPMS rows came through its own ACMS .dat (moment-type columns / drive)
+            assert lab.ppms.datafile.exists() and p["ppms_ac_measurement_number"][0] >= 1
+            (analysis,) = results
+            assert len(analysis.dataset.spectra) == 1 and len(analysis.dataset.spectra[0]) == 10
+            tau = analysis.fast["tau_s"][0]
+            true = get_ac_model_tau("mCB-Yb", 2.0, 2000.0)
+            assert tau == pytest.approx(true, rel=0.1)
+            t_now = lab.clock.now()
+            for sim in (lab.mpms3, lab.ppms):       # safe state on the simulators themselves
+                assert sim.magnet.setpoint_Oe == 0.0 and abs(sim.magnet.value(t_now)) < 1.0
+                assert sim.temperature.setpoint_K == pytest.approx(2.0)
+        finally:
+            catalog.close()
+            mpms3.close()
+            ppms.close()
+
+
+def get_ac_model_tau(name, t, h):
+    from spinlight.simulators.samples import get_ac_model
+    return float(np.min(get_ac_model(name).tau_s(t, h)))

@@ -27,6 +27,8 @@ def test_temperature_set_completes_on_stable_with_progress():
         ("TEMP?", "10.0,K,Stable"),
     ])
     dev.temperature.readback.put(300.0)
+    # slow poller: the watcher below must be registered before the move can finish
+    dev.temperature.poll_interval_s.put(0.05)
     fractions = []
     st = dev.temperature.set(10.0)
     assert isinstance(st, MoveStatus)
