@@ -45,5 +45,8 @@ def check_range(parameter: str, value: float, low: float, high: float, unit: str
 def check_choice(parameter: str, value, allowed) -> object:
     """Validate that ``value`` is one of ``allowed``; the error lists them."""
     if value not in allowed:
-        raise ValueError(f"{parameter}={value!r} is not allowed; choose one of {sorted(allowed, key=str)}")
+        # numbers in numeric order (1, 2, 4, 8, 16), anything else by its text
+        key = lambda v: (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) \
+            else (1, 0, str(v))  # noqa: E731
+        raise ValueError(f"{parameter}={value!r} is not allowed; choose one of {sorted(allowed, key=key)}")
     return value
