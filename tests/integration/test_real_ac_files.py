@@ -120,3 +120,29 @@ def test_mpmsxl_moment_columns_fit():
     model_re, model_im = hn.curve(s.frequency_hz)
     assert np.abs(model_im - s.chi_imag).max() < 0.01 * s.chi_imag.max()
     assert np.abs(model_re - s.chi_real).max() < 0.01 * s.chi_real.max()
+
+
+def test_ercot_tau_table_and_arrhenius_fit():
+    """The real Er(COT) file end to end: 18 setpoints (10.5 … 11.1 K kept apart) → τ(T) table
+    → Arrhenius on the high-T linear part (the automatic window stays among those setpoints)."""
+    from spinlight.analysis import arrhenius_fit, fit_ac_dataset, spectra_from_arrays
+    from spinlight.instruments.qd_dat import read_dat
+
+    d = read_dat(REAL / "mpms3_ac_vs_f_ErCOT.dat")
+    c, sets = d.ac_columns(), d.measurement_sets()
+    rows = np.concatenate([s.row_indices for s in sets])
+    ids = np.concatenate([[s.index] * len(s) for s in sets])
+    setpoints = np.concatenate([[s.setpoint] * len(s) for s in sets])
+    col = lambda k: d.column(c[k])[rows]  # noqa: E731
+    spectra = spectra_from_arrays(list(ids), col("frequency"), col("chi_real"), col("chi_imag"),
+                                  temperature_K=col("temperature"), setpoint_K=setpoints,
+                                  mass_mg=d.sample_mass_mg, molar_mass_g_per_mol=d.molecular_weight)
+    table = fit_ac_dataset(spectra, model="generalized_debye").as_arrays(include_discarded=False)
+    assert table["tau_s"].size == 18
+    order = np.argsort(table["setpoint_K"])
+    t, tau = table["setpoint_K"][order], table["tau_s"][order]
+    assert np.all(np.diff(tau[t >= 7.0]) < 0)          # thermally activated above 7 K
+    fit = arrhenius_fit(t, tau, log10_rate_err=table["log10_rate_err"][order])
+    assert 100.0 < fit.U_K < 150.0 and 1e-10 < fit.tau0_s < 1e-7
+    used_t = fit.temperature_K[fit.used]
+    assert used_t.size >= 4 and used_t.min() >= 10.4   # only the 0.1 K-spaced top setpoints
