@@ -11,13 +11,13 @@ subscribe to them — pyvisa/MultiVu devices produce no events unless someone po
 from __future__ import annotations
 
 import logging
-import threading
 
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
 from .ac_detector import ACDetector
 from .mpms3 import CHAMBER_MODE, MPMS3Driver
+from .monitor import MonitorMixin
 from .qd_axis import FieldAxis, TemperatureAxis
 from .transports import MultiVuTransport
 from .vsm import VSMDetector
@@ -41,7 +41,7 @@ class _ChamberSignal(Signal):
         super().put(value, **kwargs)
 
 
-class MPMS3(Device):
+class MPMS3(MonitorMixin, Device):
     """Quantum Design MPMS3: ``temperature`` (K) and ``field`` (Oe) positioners."""
 
     temperature = Cpt(TemperatureAxis, kind="hinted")
@@ -52,8 +52,6 @@ class MPMS3(Device):
     def __init__(self, *args, driver: MPMS3Driver, **kwargs):
         self.driver = driver
         super().__init__(*args, **kwargs)
-        self._monitor_stop = threading.Event()
-        self._monitor: threading.Thread | None = None
 
     def trigger(self):
         """Read temperature and field fresh for the event that follows."""
@@ -67,37 +65,12 @@ class MPMS3(Device):
         self.field.update()
         self.chamber.get(query=True)
 
-    # -- interlock monitor ---------------------------------------------------------------
-    def start_monitor(self, interval_s: float | None = None) -> None:
-        if interval_s is not None:
-            self.monitor_interval_s.put(float(interval_s))
-        if self._monitor is not None and self._monitor.is_alive():
-            return
-        self._monitor_stop.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
-                                         name=f"{self.name}-monitor")
-        self._monitor.start()
-
-    def stop_monitor(self) -> None:
-        self._monitor_stop.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5.0)
-        self._monitor = None
-
-    def _monitor_loop(self) -> None:
-        while not self._monitor_stop.is_set():
-            try:
-                if not self.temperature.moving:
-                    self.temperature.update()
-                if not self.field.moving:
-                    self.field.update()
-            except Exception:
-                log.warning("%s monitor: query failed", self.name, exc_info=True)
-            self._monitor_stop.wait(self.monitor_interval_s.get())
-
-    def close(self) -> None:
-        self.stop_monitor()
-        self.driver.close()
+    # -- interlock monitor (MonitorMixin) -------------------------------------------------
+    def _monitor_once(self) -> None:
+        if not self.temperature.moving:
+            self.temperature.update()
+        if not self.field.moving:
+            self.field.update()
 
 
 def mpms3_ac_detector(mpms3: MPMS3, datafile: str | None = None, *, mode: str = "request",

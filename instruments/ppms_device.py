@@ -15,13 +15,13 @@ suspenders can subscribe to them; GPIB devices produce no events unless someone 
 from __future__ import annotations
 
 import logging
-import threading
 
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
 from .mpms3_device import _ChamberSignal
 from .ppms import GETDAT_BITS, PPMSDriver
+from .monitor import MonitorMixin
 from .qd_axis import FieldAxis, TemperatureAxis
 from .transports import VisaTransport
 
@@ -45,7 +45,7 @@ class PPMSFieldAxis(FieldAxis):
     fault_states = frozenset({"current error", "failure"})
 
 
-class PPMS(Device):
+class PPMS(MonitorMixin, Device):
     """Quantum Design PPMS: ``temperature`` (K) and ``field`` (Oe) positioners."""
 
     temperature = Cpt(PPMSTemperatureAxis, kind="hinted")
@@ -61,8 +61,6 @@ class PPMS(Device):
     def __init__(self, *args, driver: PPMSDriver, **kwargs):
         self.driver = driver
         super().__init__(*args, **kwargs)
-        self._monitor_stop = threading.Event()
-        self._monitor: threading.Thread | None = None
         # A poller's reading is news for the interlock signals too.
         self.temperature.state.subscribe(self._mirror(self.temperature_state), run=False)
         self.field.state.subscribe(self._mirror(self.magnet_state), run=False)
@@ -97,36 +95,6 @@ class PPMS(Device):
         self.helium_level.put(level)
         self.helium_age.put(age)
 
-    # -- interlock monitor ---------------------------------------------------------------
-    def start_monitor(self, interval_s: float | None = None) -> None:
-        if interval_s is not None:
-            if not interval_s > 0:
-                raise ValueError(f"interval_s={interval_s!r} must be > 0 s")
-            self.monitor_interval_s.put(float(interval_s))
-        if self._monitor is not None and self._monitor.is_alive():
-            return
-        self._monitor_stop.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
-                                         name=f"{self.name}-monitor")
-        self._monitor.start()
-
-    def stop_monitor(self) -> None:
-        self._monitor_stop.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5.0)
-        self._monitor = None
-
-    def _monitor_loop(self) -> None:
-        while not self._monitor_stop.is_set():
-            try:
-                self.refresh()
-            except Exception:
-                log.warning("%s monitor: query failed", self.name, exc_info=True)
-            self._monitor_stop.wait(self.monitor_interval_s.get())
-
-    def close(self) -> None:
-        self.stop_monitor()
-        self.driver.close()
 
 
 def connect_ppms(resource: str, *, timeout_s: float = 5.0, name: str = "ppms",

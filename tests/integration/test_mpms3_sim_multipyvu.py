@@ -243,6 +243,10 @@ def test_abrupt_disconnect_frees_the_slot_and_exit_stops_the_lab(lab):
     raw = RawClient(port)
     assert raw.request("START")[1]["result"].startswith("Connected to MPMS3")
     raw.close()                                  # no CLOSE: the peer just vanishes
+    server = lab.mpms3.server                    # the server notices the EOF on its own thread
+    deadline = time.monotonic() + 5.0
+    while any(c.read_write for c in list(server._conns)) and time.monotonic() < deadline:
+        time.sleep(0.01)
     with client(lab) as c:
         assert c.get_temperature()[1] == "Stable"
     raw = RawClient(port)
