@@ -24,12 +24,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from event_model import DocumentRouter, RunRouter, compose_run, unpack_event_page
+from event_model import RunRouter, compose_run, unpack_event_page
 
 from .ac_dataset import AcDatasetResult, fit_ac_dataset
 from .ac_run import (AC_PLANS, SET_KEY, AcRunAnalysis, analysis_from_dataset, field_setpoints,
                      merged_columns, relaxation_from_runs, run_spectra)
-from .streaming import _data_key
+from .streaming import SafeRouter, _data_key
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _scalar(v) -> Any:
     return v
 
 
-class AcAnalysisCallback(DocumentRouter):
+class AcAnalysisCallback(SafeRouter):
     """Fits one ac run set by set and publishes a linked ``ac_analysis`` run.
 
     emit : ``emit(name, doc)`` for the derived run's documents (e.g. ``catalog.store``).
@@ -89,19 +89,6 @@ class AcAnalysisCallback(DocumentRouter):
         self.result: AcRunAnalysis | None = None
         self.error: str | None = None
         self.derived_uid: str | None = None
-
-    def __call__(self, name: str, doc: dict, validate: bool = False):
-        try:
-            return super().__call__(name, doc, validate)
-        except Exception:  # noqa: BLE001 - a callback must not kill the plan
-            logger.exception("ac analysis callback failed on %r document", name)
-            return name, doc
-
-    def _emit(self, name: str, doc: dict) -> None:
-        try:
-            self._emit_cb(name, doc)
-        except Exception:  # noqa: BLE001
-            logger.exception("emit failed for derived %r document", name)
 
     # -- collecting -----------------------------------------------------------------------------
     def start(self, doc):
@@ -177,7 +164,7 @@ class AcAnalysisCallback(DocumentRouter):
         sets = [] if table is None else [
             {k: _scalar(table[k][i]) for k in SET_FIELDS} for i in range(len(table["set_id"]))]
         scalars = {k: _scalar(v) for k, v in summary.items() if _data_key(_scalar(v)) is not None}
-        self.derived_uid = _publish(self._emit, {
+        self.derived_uid = _publish(self._send, {
             "plan_name": "ac_analysis", "derived_from": self._start.get("uid"),
             "analysis": self._start.get("plan_name"), "results": summary,
             "raw_exit_status": raw_status,

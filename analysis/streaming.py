@@ -41,7 +41,27 @@ def _data_key(value: Any) -> dict | None:
     return None
 
 
-class DcAnalysisCallback(DocumentRouter):
+class SafeRouter(DocumentRouter):
+    """A ``DocumentRouter`` that never raises into the RunEngine and emits derived documents
+    through ``self._emit_cb`` without letting an emit failure escape either."""
+
+    _emit_cb: Callable[[str, dict], Any]
+
+    def __call__(self, name: str, doc: dict, validate: bool = False):
+        try:
+            return super().__call__(name, doc, validate)
+        except Exception:  # noqa: BLE001 - a callback must not kill the plan
+            logger.exception("%s failed on %r document", type(self).__name__, name)
+            return name, doc
+
+    def _send(self, name: str, doc: dict) -> None:
+        try:
+            self._emit_cb(name, doc)
+        except Exception:  # noqa: BLE001
+            logger.exception("emit failed for derived %r document", name)
+
+
+class DcAnalysisCallback(SafeRouter):
     """Collects one dc run's primary events, analyses it and emits a derived run.
 
     Parameters
@@ -74,20 +94,6 @@ class DcAnalysisCallback(DocumentRouter):
         self.partial: DcRunAnalysis | None = None
         self.error: str | None = None
         self.derived_uid: str | None = None
-
-    # -- never raise into the RunEngine ------------------------------------------------------
-    def __call__(self, name: str, doc: dict, validate: bool = False):
-        try:
-            return super().__call__(name, doc, validate)
-        except Exception:  # noqa: BLE001 - a callback must not kill the plan
-            logger.exception("dc analysis callback failed on %r document", name)
-            return name, doc
-
-    def _send(self, name: str, doc: dict) -> None:
-        try:
-            self._emit_cb(name, doc)
-        except Exception:  # noqa: BLE001
-            logger.exception("emit failed for derived %r document", name)
 
     # -- collecting -----------------------------------------------------------------------------
     def start(self, doc):
