@@ -13,7 +13,7 @@ from bluesky import RunEngine
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-mpv = pytest.importorskip("MultiPyVu")
+import MultiPyVu as mpv  # noqa: E402 - a pinned dependency: never skipped
 import MultiPyVu.MultiVuClient_base as _client_base  # noqa: E402
 from MultiPyVu.exceptions import MultiPyVuError  # noqa: E402
 

@@ -20,7 +20,7 @@ import uuid
 import numpy as np
 import pytest
 
-mpv = pytest.importorskip("MultiPyVu")
+import MultiPyVu as mpv  # noqa: E402 - a pinned dependency: never skipped
 import MultiPyVu.MultiVuClient_base as _client_base  # noqa: E402
 from MultiPyVu.exceptions import MultiPyVuError  # noqa: E402
 
