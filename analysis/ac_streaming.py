@@ -29,7 +29,7 @@ from event_model import RunRouter, compose_run, unpack_event_page
 from .ac_dataset import AcDatasetResult, fit_ac_dataset
 from .ac_run import (AC_PLANS, SET_KEY, AcRunAnalysis, analysis_from_dataset, field_setpoints,
                      merged_columns, relaxation_from_runs, run_spectra)
-from .streaming import SafeRouter, _data_key
+from .streaming import SafeRouter, _data_key, run_factory
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +225,7 @@ class RelaxationCampaign:
 
 def ac_analysis_factory(emit: Callable[[str, dict], Any], **kwargs: Any):
     """A ``RunRouter`` factory: an :class:`AcAnalysisCallback` for every ac run."""
-
-    def factory(name: str, start_doc: dict):
-        if start_doc.get("plan_name") in AC_PLANS:
-            return [AcAnalysisCallback(emit, **kwargs)], []
-        return [], []
-
-    return factory
+    return run_factory(emit, AC_PLANS, AcAnalysisCallback, **kwargs)
 
 
 def make_ac_analysis_router(emit: Callable[[str, dict], Any], **kwargs: Any) -> RunRouter:

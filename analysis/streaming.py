@@ -201,16 +201,22 @@ class DcAnalysisCallback(SafeRouter):
                                                reason="" if ok else str(self.error)))
 
 
-def dc_analysis_factory(emit: Callable[[str, dict], Any], **kwargs: Any):
-    """A ``RunRouter`` factory: a :class:`DcAnalysisCallback` for every dc run
-    (``plan_name`` in ``DC_PLANS``), nothing for other runs (including derived ones)."""
+def run_factory(emit: Callable[[str, dict], Any], plans, callback_cls, **kwargs: Any):
+    """A ``RunRouter`` factory: a ``callback_cls(emit, **kwargs)`` for every run whose
+    ``plan_name`` is in ``plans``, nothing for other runs (including derived ones)."""
+    plans = frozenset(plans)
 
     def factory(name: str, start_doc: dict):
-        if start_doc.get("plan_name") in DC_PLANS:
-            return [DcAnalysisCallback(emit, **kwargs)], []
+        if start_doc.get("plan_name") in plans:
+            return [callback_cls(emit, **kwargs)], []
         return [], []
 
     return factory
+
+
+def dc_analysis_factory(emit: Callable[[str, dict], Any], **kwargs: Any):
+    """A ``RunRouter`` factory: a :class:`DcAnalysisCallback` for every dc run."""
+    return run_factory(emit, DC_PLANS, DcAnalysisCallback, **kwargs)
 
 
 def make_dc_analysis_router(emit: Callable[[str, dict], Any], **kwargs: Any) -> RunRouter:

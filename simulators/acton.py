@@ -53,7 +53,7 @@ import threading
 from typing import Callable
 
 from .clock import VirtualClock
-from .serial_socket import SerialSocketServer
+from .serial_socket import SerialSocketServer, SocketServed
 
 #: Maximum (GOTO) drive speed. Not in the manuals read here; odemis' SpectraPro driver
 #: assumes "about 1000 nm takes 10 s", which is used as the simulator's value.
@@ -94,7 +94,7 @@ class _Refused(Exception):
     """The firmware's ``" <word>? "`` answer."""
 
 
-class ActonSimulator:
+class ActonSimulator(SocketServed):
     """A SpectraPro on the virtual clock.
 
     ``gratings`` lists ``(grooves per mm, blaze nm)`` for positions 1, 2, ...; positions up to
@@ -157,16 +157,7 @@ class ActonSimulator:
                                          name=f"acton-{self.serial_number}")
         return self.server.start()
 
-    @property
-    def url(self) -> str:
-        """``socket://127.0.0.1:PORT`` once the server runs."""
-        if self.server is None:
-            raise RuntimeError("start_server() first")
-        return self.server.url
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def _busy_until(self) -> float:
         # Must not call clock.now(): plain attribute reads.

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from spinlight.instruments import picoquant_defs as pq
 
 from .rpc_socket import RpcServer
-from .serial_socket import SerialSocketServer
+from .serial_socket import SerialSocketServer, SocketServed
 
 #: The simulated Taiko head's frequency range (Hz): a simulator decision for an LDH-375 head.
 PDLM_FREQUENCY_LIMITS_HZ = (1, 100_000_000)
@@ -196,7 +196,7 @@ class PdlmSimulator:
         return self._get(idx, pq.PDLM_DEVSTATE_KEYLOCK if self.state.snapshot().hard_locked else 0)
 
 
-class PiLasSimulator:
+class PiLasSimulator(SocketServed):
     """The PiLas ASCII protocol on :class:`LaserState` (pulsed only; no CW option)."""
 
     def __init__(self, state: LaserState, *, serial: str = "PLC375CW0F00000042",
@@ -218,16 +218,6 @@ class PiLasSimulator:
         self.server = SerialSocketServer(self.handle, host=host, port=port, eol=b"\n",
                                          name="pilas-sim")
         return self.server.start()
-
-    @property
-    def url(self) -> str:
-        if self.server is None:
-            raise RuntimeError("start_server() first")
-        return self.server.url
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
 
     def reply(self, line: str) -> str:
         """The reply text (lines joined by ``\\n``) to one command line."""

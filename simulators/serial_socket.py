@@ -121,3 +121,21 @@ class SerialSocketServer:
                 pass
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+
+class SocketServed:
+    """For simulators served by a :class:`SerialSocketServer` in ``self.server``: the
+    ``socket://`` URL and ``stop()``."""
+
+    server: "SerialSocketServer | None" = None
+
+    @property
+    def url(self) -> str:
+        """``socket://127.0.0.1:PORT`` once the server runs."""
+        if self.server is None:
+            raise RuntimeError("start_server() first")
+        return self.server.url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
