@@ -24,6 +24,10 @@ photoluminescence (TCSPC):
 * :func:`fit_decay` — 1–3 exponentials reconvolved with the measured IRF (Poisson MLE or
   Neyman least squares), Fisher and profile-likelihood errors; :func:`tail_fit` cross-check
 * :func:`energy_transfer_efficiency` — η_ET = 1 − τ_DA/τ_D; :func:`cramer_rao_factor`
+* :func:`analyze_spectrum` — peaks and integrated intensities of emission/excitation spectra
+* :func:`decay_from_columns`, :func:`spectrum_from_columns`, :func:`analyze_decay` — PL runs
+* :class:`PLAnalysisCallback`, :func:`make_pl_analysis_router`, :class:`EnergyTransferTracker`
+  — streaming, derived runs; module ``pl_figures`` (spectra, decays with residuals)
 """
 
 from .ac_dataset import AcDatasetResult, AcSpectrum, fit_ac_dataset, spectra_from_arrays
@@ -35,6 +39,11 @@ from .relaxation import (RelaxationModel, RelaxationResult, SequentialResult, fi
                          log10_rate_err_from_sigma_ln_tau, sequential_fit)
 from .lifetime_fit import DecayFitResult, energy_transfer_efficiency, fit_decay, tail_fit
 from .lifetime_uncertainty import EnergyTransferResult, cramer_rao_factor
+from .pl_run import (DecayData, LifetimeRunAnalysis, SpectrumData, SpectrumRunAnalysis,
+                     analyze_decay, decay_from_columns, spectrum_from_columns)
+from .pl_spectra import SpectrumBand, SpectrumPeak, SpectrumResult, analyze_spectrum
+from .pl_streaming import (EnergyTransferTracker, IrfCache, PLAnalysisCallback,
+                           make_pl_analysis_router)
 from .chi_t import ChiTSummary, chi_t_summary
 from .curie_weiss import CurieWeissResult, WindowSensitivity, fit_curie_weiss, window_sensitivity
 from .dc import DC_PLANS, DcRunAnalysis, analyze_dc_run
@@ -51,7 +60,10 @@ __all__ = [
     "fit_rate_global", "fit_rate_vs_field", "fit_rate_vs_temperature",
     "log10_rate_err_from_sigma_ln_tau", "sequential_fit", "DecayFitResult",
     "EnergyTransferResult", "cramer_rao_factor", "energy_transfer_efficiency", "fit_decay",
-    "tail_fit",
+    "tail_fit", "DecayData", "LifetimeRunAnalysis", "SpectrumData", "SpectrumRunAnalysis",
+    "analyze_decay", "decay_from_columns", "spectrum_from_columns", "SpectrumBand",
+    "SpectrumPeak", "SpectrumResult", "analyze_spectrum", "EnergyTransferTracker", "IrfCache",
+    "PLAnalysisCallback", "make_pl_analysis_router",
     "CURIE_CONSTANT_EXACT", "CURIE_CONSTANT_PAPER", "ChiTSummary", "Curve", "CurieWeissResult",
     "DC_PLANS", "DcRunAnalysis", "FitResult", "Isotherm", "LN3_GROUND_TERMS", "MceResult",
     "MhSummary", "WindowSensitivity", "analyze_dc_run", "chi_t_summary", "fit_curie_weiss",

@@ -324,6 +324,17 @@ class PicosecondLaser(Device):
             unstaged = super().unstage()
         return unstaged
 
+    def pause(self):
+        """The RunEngine pauses (Ctrl-C, a suspender): light off until it resumes."""
+        self.driver.set_soft_lock(True)
+        self.soft_lock.cache(True)
+        self.update_lock_state()
+
+    def resume(self):
+        """Back to what the plan had: unlocked again only inside an acquisition."""
+        if self.acquiring:
+            self.soft_lock.put(False)
+
     @contextlib.contextmanager
     def acquisition(self):
         """Unlocked inside the ``with`` block, locked again on exit (also on errors)."""

@@ -322,6 +322,23 @@ class _Tacq(Signal):
         super().put(ms / 1000.0, **kwargs)
 
 
+class _Channels(Signal):
+    """Histogram length (channels): 1024·2**k for k = 0..6; the time axis follows."""
+
+    @staticmethod
+    def code(value) -> int:
+        lengths = [1024 << k for k in range(hh.HH_MAXLENCODE + 1)]
+        return lengths.index(int(check_choice("channels", value, lengths)))
+
+    def set(self, value, **kwargs):
+        self.code(value)                              # bad input fails here
+        return super().set(value, **kwargs)
+
+    def put(self, value, **kwargs):
+        self.parent.driver.set_histogram_length(self.code(value))
+        self.parent.refresh()
+
+
 class TCSPC(Device):
     """HydraHarp histogram detector: ``trigger()`` acquires one decay histogram."""
 
@@ -340,6 +357,7 @@ class TCSPC(Device):
     offset_ns = Cpt(_Setting, value=0, driver_attr="offset_ns", kind="config")
     sync_divider = Cpt(_Setting, value=1, driver_attr="sync_divider", kind="config")
     stop_count = Cpt(_Setting, value=0, driver_attr="stop_count", kind="config")
+    channels = Cpt(_Channels, value=hh.HH_MAXHISTLEN, kind="config")
     timeout_margin_s = Cpt(Signal, value=30.0, kind="omitted")
 
     def __init__(self, *args, driver: TCSPCDriver, **kwargs):
@@ -357,6 +375,7 @@ class TCSPC(Device):
                          (self.sync_divider, "sync_divider")):
             Signal.put(sig, s[key])
         Signal.put(self.stop_count, s["stop_count"] or 0)
+        Signal.put(self.channels, n)
         self.histogram.put(np.zeros(n, np.uint32))
         self.time_ns.put(s["offset_ns"] + np.arange(n) * self.driver.base_resolution_ps
                          * 2 ** s["binning"] / 1000.0)

@@ -32,8 +32,8 @@ per ``HH_*`` C function returning ``(return code, [pointer outputs])``, served b
   The sync rate is the laser's repetition rate (undivided) in pulsed mode, also while the laser
   is locked (simulator decision: the driver's oscillator and sync output keep running), 0 in CW
   or when the sync CFD level exceeds the sync pulse (:data:`SYNC_PULSE_MV`); the count rate on input 0 is
-  every detected photon per second, 0 while the laser is locked or when the input CFD level
-  exceeds the detector pulse (:data:`DETECTOR_PULSE_MV`). Inputs other than 0 see nothing.
+  every detected photon per second (only the detector's dark counts while the laser is
+  locked), 0 when the input CFD level exceeds the detector pulse (:data:`DETECTOR_PULSE_MV`). Inputs other than 0 see nothing.
 - Warnings (simulator thresholds): SYNC_RATE_ZERO, SYNC_RATE_TOO_HIGH (divided sync > 12.5 MHz),
   INPT_RATE_ZERO, INPT_RATE_TOO_HIGH (> 12.5 Mcps), INPT_RATE_RATIO (count rate > 5 % of the
   sync rate: pile-up, reference/timing.md), TIME_SPAN_TOO_SMALL (histogram window shorter than
@@ -47,6 +47,8 @@ Photons arrive ``sync_delay_ns + input offset − sync offset`` after the sync (
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import math
 import threading
@@ -144,12 +146,21 @@ class HydraHarpSimulator:
     def _sync_rate(self, s: LaserSnapshot) -> float:
         return s.repetition_rate_hz if s.mode == "pulsed" and self.sync_cfd[0] <= SYNC_PULSE_MV else 0.0
 
+    def _detector_seen(self) -> bool:
+        return self.input_cfd[0][0] <= DETECTOR_PULSE_MV
+
+    @staticmethod
+    def _dark_if_locked(s: LaserSnapshot) -> LaserSnapshot:
+        """A locked laser sends no light; the detector's dark counts remain (a source scales
+        its light with the intensity, so intensity 0 leaves only them)."""
+        return s if s.emitting else dataclasses.replace(s, intensity_permille=0)
+
     def light(self, s: LaserSnapshot) -> np.ndarray:
         """Expected counts/s per histogram channel of input 0 under laser state ``s``."""
         n = self.histogram_length
-        seen = s.emitting and self.input_cfd[0][0] <= DETECTOR_PULSE_MV
-        if not seen or self._sync_rate(s) == 0.0:    # no light, or no sync to start the clock
+        if not self._detector_seen() or self._sync_rate(s) == 0.0:   # no sync starts the clock
             return np.zeros(n)
+        s = self._dark_if_locked(s)
         shift = self.sync_delay_ns + (self.input_offset_ps[0] - self.sync_offset_ps) / 1000.0
         return channel_rates(self.signal_source, s, n_channels=n,
                              resolution_ns=self.resolution_ps / 1000.0, offset_ns=self.offset_ns,
@@ -206,8 +217,7 @@ class HydraHarpSimulator:
         if self.clock.now() < self._rates_valid_at:
             return 0, 0
         s = self.laser.snapshot()
-        seen = s.emitting and self.input_cfd[0][0] <= DETECTOR_PULSE_MV
-        count = total_rate(self.signal_source, s) if seen else 0.0
+        count = total_rate(self.signal_source, self._dark_if_locked(s)) if self._detector_seen() else 0.0
         return int(round(self._sync_rate(s))), int(round(count))
 
     def _warnings(self) -> int:

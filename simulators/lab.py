@@ -11,6 +11,7 @@ import threading
 
 from .clock import VirtualClock
 from .mpms3 import MPMS3Simulator
+from .pl_bench import PLBench
 from .ppms import PPMSSimulator
 
 
@@ -22,6 +23,12 @@ def _resolve_sample(sample):
     return get_sample(sample)
 
 
+def _luminescence(name):
+    """The luminescence preset called ``name``, or None if there is none."""
+    from .samples import LUMINESCENCE_PRESETS, get_luminescence
+    return get_luminescence(name) if name in LUMINESCENCE_PRESETS else None
+
+
 class SimulatedLab:
     """All simulated instruments of a lab on one virtual clock (``speed`` x wall time).
 
@@ -30,11 +37,16 @@ class SimulatedLab:
         {"mpms3": {"host": ..., "port": ..., "datafile": ..., "flavor": "MPMS3"},
          "ppms": {"resource": "TCPIP0::127.0.0.1::<port>::SOCKET", "host": ..., "port": ...,
                   "datafile": ...},
+         "pl": {"excitation_mono": {"url": ...}, "emission_mono": {"url": ...},
+                "housing": {"url": ...}, "hydraharp": {"host": ..., "port": ...},
+                "taiko": {"host": ..., "port": ...}, "pilas": {"url": ...}},
          "speed": ..., "seed": ..., "sample": ...}
 
     Both instruments share one virtual clock and sample; ``port`` is the MPMS3's MultiPyVu
     port, ``ppms_port`` the PPMS GPIB-over-TCP port (0 = any free port). The PPMS ``.dat``
-    (``datafile``) is created only when an ac engine opens it.
+    (``datafile``) is created only when an ac engine opens it. The photoluminescence bench
+    (:class:`~.pl_bench.PLBench`, ``lab.pl``) runs the luminescence preset named like the
+    sample; without one (e.g. ``Dy-SMM``) there is no PL bench and ``endpoints["pl"]`` is None.
     """
 
     def __init__(self, *, speed: float = 1000.0, seed: int = 0, sample="mCB-Nd",
@@ -48,12 +60,15 @@ class SimulatedLab:
         self.clock: VirtualClock | None = None
         self.mpms3: MPMS3Simulator | None = None
         self.ppms: PPMSSimulator | None = None
+        self.pl: PLBench | None = None
         self.endpoints: dict | None = None
         self._stopped = threading.Event()
 
     def start(self) -> dict:
         sample = _resolve_sample(self.sample_spec)
         self.clock = VirtualClock(self.speed, self.start_unix, freeze_when_idle=True)
+        name = self.sample_spec if isinstance(self.sample_spec, str) else \
+            getattr(sample, "name", str(sample))
         self.mpms3 = MPMS3Simulator(self.clock, sample, mass_mg=self.mass_mg,
                                     data_dir=self.data_dir, seed=self.seed)
         try:
@@ -61,21 +76,26 @@ class SimulatedLab:
                                       data_dir=self.data_dir, seed=self.seed)
             host, port = self.mpms3.start_server(self.host, self.port)
             ppms_host, ppms_port = self.ppms.start_server(self.host, self.ppms_port)
+            model = _luminescence(name)
+            if model is not None:
+                self.pl = PLBench(self.clock, model, seed=self.seed, host=self.host)
+                pl_endpoints = self.pl.start()
+            else:
+                pl_endpoints = None
         except Exception:
-            self.mpms3.stop()
-            if self.ppms is not None:
-                self.ppms.stop()
+            for sim in (self.mpms3, self.ppms, self.pl):
+                if sim is not None:
+                    sim.stop()
             raise
         # A MultiPyVu EXIT from a client ends the MPMS3 server, and with it the lab.
         self.mpms3.server.on_exit = self._stopped.set
-        name = self.sample_spec if isinstance(self.sample_spec, str) else \
-            getattr(sample, "name", str(sample))
         self.endpoints = {
             "mpms3": {"host": host, "port": port, "datafile": str(self.mpms3.datafile),
                       "flavor": "MPMS3"},
             "ppms": {"resource": f"TCPIP0::{ppms_host}::{ppms_port}::SOCKET",
                      "host": ppms_host, "port": ppms_port,
                      "datafile": str(self.ppms.datafile)},
+            "pl": pl_endpoints,
             "speed": self.speed, "seed": self.seed, "sample": name,
         }
         return self.endpoints
@@ -91,6 +111,8 @@ class SimulatedLab:
             self.mpms3.stop()
         if self.ppms is not None:
             self.ppms.stop()
+        if self.pl is not None:
+            self.pl.stop()
         self._stopped.set()
 
     def __enter__(self) -> "SimulatedLab":

@@ -16,8 +16,9 @@ returns τ to rounding error.
 Numbers (assumed unless marked): 375 nm ps diode laser (instruments.md §4) FWHM 0.060 ns (PicoQuant
 LDH-class heads are specified at < 70 ps [MEM]). NIR-PMT (Hamamatsu H10330-type InP/InGaAs
 photocathode, cooled [MEM, datasheet not at hand]): TTS FWHM 0.40 ns, 15 % slow diffusion tail
-with τ = 1.5 ns, so the IRF is 0.41 ns FWHM; QE ≤ 2 % over 950–1600 nm and 0 below 900 nm
-(science.md: "range > 900 nm", the Nd 880 nm band is invisible); dark count rate 2·10⁴ cps;
+with τ = 1.5 ns, so the IRF is 0.41 ns FWHM; QE ≤ 2 % over 950–1600 nm and 0 over 500–900 nm
+(science.md: "range > 900 nm", the Nd 880 nm band is invisible), plus a weak 1e-4 response at
+300–450 nm (see ``NirPmt.qe_table``); dark count rate 2·10⁴ cps;
 saturation count rate 1·10⁶ cps. Visible PMT (for comparison, ``NirPmt.visible_pmt()``):
 230–920 nm, QE 25 % peak, 50 cps dark, TTS 0.15 ns, 5 % tail of 0.5 ns.
 
@@ -254,7 +255,11 @@ class NirPmt:
     Defaults: the NIR-PMT of the FluoTime 300 (assumed numbers, module docstring)."""
 
     name: str = "NIR-PMT"
+    # InP/InGaAs photocathodes also respond weakly in the near UV (photon energy far above the
+    # band gap); the 1e-4 at 300-450 nm [ASSUMED] is what lets a scatterer at the 375 nm laser
+    # line record the IRF, as done on NIR-PMT systems. 500-900 nm stays 0 (880 nm band invisible).
     qe_table: tuple[tuple[float, float], ...] = (
+        (290.0, 0.0), (300.0, 1e-4), (450.0, 1e-4), (500.0, 0.0),
         (900.0, 0.0), (950.0, 0.004), (1000.0, 0.012), (1050.0, 0.02), (1500.0, 0.02),
         (1600.0, 0.012), (1650.0, 0.005), (1700.0, 0.0))
     dark_count_rate_cps: float = 2.0e4

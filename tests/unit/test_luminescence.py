@@ -223,7 +223,7 @@ def test_sample_histogram_poisson():
 
 def test_detectors():
     nir, vis = NirPmt(), NirPmt.visible_pmt()
-    assert nir.spectral_range_nm == (900.0, 1700.0)
+    assert nir.spectral_range_nm == (290.0, 1700.0)
     qe = nir.quantum_efficiency([880.0, 1060.0, 1334.0])
     assert qe[0] == 0.0 and qe[1] > 0.01 and qe[2] > 0.01     # Nd 880 nm band not detected
     assert vis.quantum_efficiency(1060.0) == 0.0 and vis.quantum_efficiency(580.0) > 0.1

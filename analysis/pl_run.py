@@ -1,0 +1,262 @@
+"""One finished photoluminescence run → analysis inputs and results.
+
+The PL plans describe their data in the start document (``pl_design.md``):
+
+* ``lifetime_decay`` / ``instrument_response``: ``start["decay"]`` names the data keys of the
+  histogram (``counts_key``), its time axis in ns (``time_key``) and channel width
+  (``resolution_key``, ps), the IRF run (``irf_uid``), ``emission_nm``, ``excitation_nm``,
+  ``repetition_rate_hz``, ``n_exp`` and ``dark_cps``.
+* ``emission_spectrum`` / ``excitation_spectrum``: ``start["spectrum"]`` names the scanned
+  wavelength readback (``wavelength_key``, nm) and the count rate (``signal_key``, cps), with
+  ``scan``, ``fixed_nm`` and ``dark_cps``.
+
+``columns`` maps each primary data key to its values per event (a histogram column is a list of
+arrays, or one array for a single event). :func:`analyze_decay` fits a decay by reconvolution
+with its IRF (Poisson MLE) or, with no IRF, by a tail fit, and says which in the result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .lifetime_fit import DecayFitResult, fit_decay, tail_fit
+from .pl_spectra import SpectrumResult, analyze_spectrum
+from .results import json_safe
+
+DECAY_PLANS = ("lifetime_decay", "instrument_response")
+SPECTRUM_PLANS = ("emission_spectrum", "excitation_spectrum")
+PL_PLANS = DECAY_PLANS + SPECTRUM_PLANS
+
+
+def _section(start: Mapping, name: str) -> Mapping:
+    sec = start.get(name)
+    if not isinstance(sec, Mapping):
+        raise ValueError(f"start[{name!r}]={sec!r} is not allowed; allowed: the {name} metadata "
+                         "dict written by the PL plans (pl_design.md)")
+    return sec
+
+
+def _column(columns: Mapping, sec: Mapping, role: str, section: str):
+    key = sec.get(role)
+    if key not in columns:
+        raise ValueError(f"start[{section!r}][{role!r}]={key!r} is not a data key of the run; "
+                         f"allowed: one of {sorted(columns)}")
+    return columns[key]
+
+
+def _sample_name(start: Mapping) -> str:
+    return str((start.get("sample") or {}).get("name") or "")
+
+
+def _opt_float(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class DecayData:
+    """A TCSPC histogram (``counts`` per channel on ``time_ns``) and its acquisition metadata."""
+
+    time_ns: np.ndarray
+    counts: np.ndarray
+    kind: str
+    uid: str | None = None
+    irf_uid: str | None = None
+    n_exp: int = 1
+    emission_nm: float | None = None
+    excitation_nm: float | None = None
+    repetition_rate_hz: float | None = None
+    resolution_ps: float | None = None
+    dark_cps: float | None = None
+    expected_lifetime_ns: list = field(default_factory=list)
+    sample_name: str = ""
+
+    @property
+    def window_ns(self) -> float:
+        return float(self.time_ns[-1] - self.time_ns[0] + (self.time_ns[1] - self.time_ns[0]))
+
+    @property
+    def period_ns(self) -> float | None:
+        """Laser period (ns) from ``repetition_rate_hz``, None if unknown."""
+        rate = self.repetition_rate_hz
+        return 1e9 / rate if rate else None
+
+    def one_period(self) -> tuple[np.ndarray, np.ndarray]:
+        """(time_ns, counts) of the channels that lie wholly within one laser period after the
+        sync. A histogram longer than the period (the plans choose the binning so that the
+        channels cover a whole period) has empty channels after it, which no decay model has."""
+        t, y, period = self.time_ns, self.counts, self.period_ns
+        if period is None or self.time_ns[-1] + (t[1] - t[0]) <= period * (1 + 1e-9):
+            return t, y
+        keep = t + (t[1] - t[0]) <= period * (1 + 1e-9)
+        return t[keep], y[keep]
+
+
+def decay_from_columns(start: Mapping, columns: Mapping[str, Any]) -> DecayData:
+    """The histogram of a decay or IRF run; several events on one time axis are summed."""
+    sec = _section(start, "decay")
+    counts = np.atleast_2d(np.asarray(_column(columns, sec, "counts_key", "decay"), float))
+    time = np.atleast_2d(np.asarray(_column(columns, sec, "time_key", "decay"), float))
+    if counts.ndim != 2 or time.shape != counts.shape:
+        raise ValueError(f"decay histogram has shape {counts.shape} and time axis {time.shape}; "
+                         "allowed: equal shapes, one histogram per event")
+    if not np.allclose(time, time[:1], rtol=0.0, atol=1e-9 * max(float(np.ptp(time[0])), 1.0)):
+        raise ValueError("decay events have different time axes; allowed: one axis for all "
+                         "events (their histograms are summed)")
+    res = sec.get("resolution_key")
+    resolution = _opt_float(np.ravel(columns[res])[-1]) if res in columns else None
+    n_exp = sec.get("n_exp", 1)
+    return DecayData(
+        time_ns=time[0], counts=counts.sum(axis=0), kind=str(sec.get("kind", "sample")),
+        uid=start.get("uid"), irf_uid=sec.get("irf_uid"),
+        n_exp=int(n_exp) if isinstance(n_exp, (int, np.integer)) else n_exp,
+        emission_nm=_opt_float(sec.get("emission_nm")),
+        excitation_nm=_opt_float(sec.get("excitation_nm")),
+        repetition_rate_hz=_opt_float(sec.get("repetition_rate_hz")), resolution_ps=resolution,
+        dark_cps=_opt_float(sec.get("dark_cps")),
+        expected_lifetime_ns=list(sec.get("expected_lifetime_ns") or []),
+        sample_name=_sample_name(start))
+
+
+@dataclass
+class SpectrumData:
+    """A scanned spectrum: wavelength (nm), count rate (cps) and its metadata."""
+
+    wavelength_nm: np.ndarray
+    signal_cps: np.ndarray
+    scan: str
+    dark_cps: float = 0.0
+    fixed_nm: float | None = None
+    uid: str | None = None
+    sample_name: str = ""
+
+    def analyze(self, **kwargs) -> SpectrumResult:
+        """:func:`analyze_spectrum` on this scan (``bands``, ``min_prominence`` pass through)."""
+        return analyze_spectrum(self.wavelength_nm, self.signal_cps, dark_cps=self.dark_cps,
+                                scan=self.scan, **kwargs)
+
+
+def spectrum_from_columns(start: Mapping, columns: Mapping[str, Any]) -> SpectrumData:
+    """The (wavelength, rate) points of an emission or excitation scan."""
+    sec = _section(start, "spectrum")
+    dark = _opt_float(sec.get("dark_cps"))
+    return SpectrumData(
+        wavelength_nm=np.asarray(_column(columns, sec, "wavelength_key", "spectrum"), float),
+        signal_cps=np.asarray(_column(columns, sec, "signal_key", "spectrum"), float),
+        scan=str(sec.get("scan")), dark_cps=0.0 if dark is None else dark,
+        fixed_nm=_opt_float(sec.get("fixed_nm")), uid=start.get("uid"),
+        sample_name=_sample_name(start))
+
+
+@dataclass
+class SpectrumRunAnalysis:
+    """One analysed spectrum run: the scan and its :class:`SpectrumResult`."""
+
+    data: SpectrumData
+    result: SpectrumResult
+    derived_uid: str | None = None
+
+    def scalars(self) -> dict:
+        return json_safe({**self.result.scalars(), "sample_name": self.data.sample_name,
+                          "fixed_nm": self.data.fixed_nm})
+
+    def to_dict(self) -> dict:
+        return json_safe({**self.result.to_dict(), "sample_name": self.data.sample_name,
+                          "fixed_nm": self.data.fixed_nm})
+
+
+def rebin_irf(irf_time_ns, irf_counts, time_ns) -> np.ndarray:
+    """IRF counts moved onto the channels of ``time_ns`` (cumulative counts interpolated at the
+    channel edges: exact for the same axis, count-conserving for shifted or other widths)."""
+    ti, ci = np.asarray(irf_time_ns, float).ravel(), np.asarray(irf_counts, float).ravel()
+    t = np.asarray(time_ns, float).ravel()
+    if ti.size != ci.size or ti.size < 2:
+        raise ValueError(f"IRF time axis has {ti.size} values and counts {ci.size}; allowed: "
+                         "equal lengths ≥ 2")
+    wi, w = ti[1] - ti[0], t[1] - t[0]
+    edges_i = np.append(ti, ti[-1] + wi)
+    edges = np.append(t, t[-1] + w)
+    if edges_i[0] >= edges[-1] or edges_i[-1] <= edges[0]:
+        raise ValueError(f"IRF axis {ti[0]:g}..{ti[-1]:g} ns does not overlap the decay axis "
+                         f"{t[0]:g}..{t[-1]:g} ns; allowed: overlapping axes")
+    cum = np.concatenate([[0.0], np.cumsum(ci)])
+    return np.diff(np.interp(edges, edges_i, cum))
+
+
+@dataclass
+class LifetimeRunAnalysis:
+    """One fitted decay run: the data, the fit, which fit (``fit_kind`` ``"reconvolution"`` or
+    ``"tail"``), the IRF used (aligned counts) and a note on how the IRF was obtained."""
+
+    decay: DecayData
+    fit: DecayFitResult
+    fit_kind: str
+    irf_uid: str | None = None
+    irf_counts: np.ndarray | None = None
+    note: str = ""
+    derived_uid: str | None = None
+
+    @property
+    def tau_ns(self) -> float:
+        """τ for η_ET: τ1 of a one-exponential fit, else the amplitude-weighted average."""
+        return float(self.fit.taus_ns[0]) if self.fit.n_exp == 1 else self.fit.tau_amp_ns
+
+    @property
+    def tau_err_ns(self) -> float:
+        return float(self.fit.tau_errs_ns[0]) if self.fit.n_exp == 1 else \
+            self.fit.extras["tau_amp_err_ns"]
+
+    def scalars(self) -> dict:
+        """Flat scalar results for the derived run's event (units in the keys)."""
+        d = self.decay
+        fitd = {k: v for k, v in self.fit.to_dict().items()
+                if isinstance(v, (int, float, str, bool)) and k not in ("fixed", "uncertainty")}
+        return json_safe({**fitd, "sample_name": d.sample_name, "fit_kind": self.fit_kind,
+                          "method": self.fit.method, "irf_uid": self.irf_uid or "",
+                          "emission_nm": d.emission_nm, "excitation_nm": d.excitation_nm,
+                          "tau_ns": self.tau_ns, "tau_err_ns": self.tau_err_ns,
+                          "note": self.note})
+
+    def to_dict(self) -> dict:
+        """JSON-safe results: the scalars, lists per component and the fit's full dict."""
+        f = self.fit
+        return json_safe({**f.to_dict(), **self.scalars(), "taus_ns": f.taus_ns,
+                          "tau_errs_ns": f.tau_errs_ns, "amplitudes_counts": f.amplitudes,
+                          "expected_lifetime_ns": self.decay.expected_lifetime_ns,
+                          "repetition_rate_hz": self.decay.repetition_rate_hz,
+                          "resolution_ps": self.decay.resolution_ps})
+
+
+def analyze_decay(decay: DecayData, irf=None, *, irf_note: str = "", **fit_kwargs
+                  ) -> LifetimeRunAnalysis:
+    """Fit ``decay`` with ``decay.n_exp`` exponentials by Poisson MLE.
+
+    ``irf``: ``(time_ns, counts)`` of the IRF run → :func:`fit_decay` (reconvolution; the IRF
+    is moved onto the decay channels, its background is the median channel, and the tails of
+    earlier pulses are modelled with the laser period). None → :func:`tail_fit` from 10
+    channels after the decay maximum, noted in the result together with ``irf_note``. Only the
+    channels within one laser period are fitted (:meth:`DecayData.one_period`).
+    ``fit_kwargs`` pass through (``fit_range``, ``profile`` …).
+    """
+    t, y = decay.one_period()
+    cut = "" if t.size == decay.time_ns.size else \
+        f"; fitted {t.size} of {decay.time_ns.size} channels (one laser period)"
+    kwargs = {"n_exp": decay.n_exp, "method": "mle", **fit_kwargs}
+    if irf is None:
+        fit = tail_fit(t, y, **kwargs)
+        note = (f"no IRF ({irf_note or f'irf_uid={decay.irf_uid!r}'}): tail fit from "
+                f"{fit.extras['tail_start_ns']:.4g} ns, no reconvolution{cut}")
+        return LifetimeRunAnalysis(decay, fit, "tail", None, None, note)
+    counts = rebin_irf(irf[0], irf[1], t)
+    kwargs.setdefault("repetition_period_ns", decay.period_ns)
+    kwargs.setdefault("irf_background", float(np.median(counts)))
+    fit = fit_decay(t, y, counts, **kwargs)
+    return LifetimeRunAnalysis(decay, fit, "reconvolution", decay.irf_uid, counts,
+                               (irf_note or "reconvolution with the measured IRF") + cut)

@@ -1,0 +1,170 @@
+"""Steady-state photoluminescence plans: ``emission_spectrum`` and ``excitation_spectrum``.
+
+The spectrofluorometer (``spinlight.instruments.spectrofluorometer``) excites the sample with
+the Xe lamp through the excitation monochromator and counts the emission through the emission
+monochromator with the NIR-PMT. A spectrum scans one monochromator and keeps the other fixed.
+
+Order of a spectrum: validate (call time, nothing moves) → set the slits, holder on the sample,
+both shutters closed → one dark count (detector shutter open, lamp shutter closed) → open the
+run with the dark rate in its metadata → open the lamp shutter → one event per wavelength
+(checkpoint, move, count) → close both shutters. A PMT overload (count rate above the
+detector's saturation, which trips its high voltage) ends the scan with an error naming the
+wavelength; the points already counted stay in the run. ``finalize_wrapper`` closes both shutters
+(and locks the laser, if one is given) on success, failure and abort.
+
+Start documents carry ``start["spectrum"]`` (``scan``, ``wavelength_key``, ``signal_key``,
+``fixed_nm``, ``dark_cps``) so the analysis finds its columns without knowing device names.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+
+from spinlight.instruments.errors import check_range
+
+from .safety import pl_safe_state
+from .sample import as_sample
+
+#: Xe lamp range of the excitation path (nm) and the photon counter's gate (s).
+LAMP_RANGE_NM = (230.0, 1000.0)
+GATE_RANGE_S = (0.001, 100.0)
+SLIT_RANGE_UM = (10.0, 3000.0)
+MAX_SPECTRUM_POINTS = 20001
+
+
+class DetectorOverload(RuntimeError):
+    """The PMT saturated (its high voltage tripped): narrow the slits or lower the excitation."""
+
+
+def spectrum_wavelengths(start_nm, stop_nm, step_nm, *, limits_nm=(0.0, 1e5),
+                         parameter: str = "wavelength") -> list[float]:
+    """Wavelengths (nm) from ``start_nm`` to ``stop_nm`` (either direction) in ``step_nm``
+    steps, each inside ``limits_nm``; errors name the parameter, value and range."""
+    lo, hi = (float(x) for x in limits_nm)
+    a = check_range(f"{parameter} start_nm", start_nm, lo, hi, "nm")
+    b = check_range(f"{parameter} stop_nm", stop_nm, lo, hi, "nm")
+    step = check_range("step_nm", step_nm, 0.001, max(hi - lo, 0.001), "nm")
+    n = int(math.floor(abs(b - a) / step + 1e-9)) + 1
+    if n > MAX_SPECTRUM_POINTS:
+        raise ValueError(f"step_nm={step_nm!r} nm gives {n} points from {a} to {b} nm; allowed "
+                         f"at most {MAX_SPECTRUM_POINTS} (step >= {abs(b - a) / (MAX_SPECTRUM_POINTS - 1):.4g} nm)")
+    sign = 1.0 if b >= a else -1.0
+    return [round(a + sign * i * step, 6) for i in range(n)]
+
+
+def mono_range_nm(mono) -> tuple[float, float]:
+    """The wavelength range (nm) of a monochromator's current grating."""
+    d = mono.driver
+    return 0.0, float(d.gratings[d.grating].max_nm)
+
+
+def _check_settings(gate_s, excitation_slit_um, emission_slit_um) -> None:
+    check_range("gate_s", gate_s, *GATE_RANGE_S, "s")
+    check_range("excitation_slit_um", excitation_slit_um, *SLIT_RANGE_UM, "um")
+    check_range("emission_slit_um", emission_slit_um, *SLIT_RANGE_UM, "um")
+
+
+def _prepare(fl, gate_s, excitation_slit_um, emission_slit_um):
+    """Slits, gate, holder on the sample, both shutters closed."""
+    yield from bps.mv(fl.lamp_shutter, "closed", fl.detector_shutter, "closed")
+    yield from bps.mv(fl.excitation.slit_um, excitation_slit_um, fl.emission.slit_um,
+                      emission_slit_um, fl.counter.gate_s, gate_s, fl.holder, "sample")
+
+
+def dark_count_rate(fl):
+    """Plan stub: the PMT's dark count rate (counts/s) with the lamp shutter closed and the
+    detector shutter open; the detector shutter is closed again afterwards."""
+    yield from bps.mv(fl.lamp_shutter, "closed", fl.detector_shutter, "open")
+    yield from bps.trigger(fl.counter, wait=True)
+    reading = yield from bps.read(fl.counter)
+    yield from bps.mv(fl.detector_shutter, "closed")
+    _raise_on_overload(fl, reading, "dark count")
+    return float(reading[fl.counter.count_rate_cps.name]["value"])
+
+
+def _raise_on_overload(fl, reading, where: str) -> None:
+    if reading and reading.get(fl.counter.overload.name, {}).get("value"):
+        raise DetectorOverload(
+            f"{fl.name}: the PMT overloaded at {where} (count rate above its saturation; its "
+            "high voltage tripped). Narrow the slits or lower the excitation and measure again; "
+            "the points already counted are stored.")
+
+
+def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths, gate_s,
+          excitation_slit_um, emission_slit_um, laser, md, extra_md):
+    sample = as_sample(sample)
+    scan_axis, fixed_axis = scan_mono.wavelength, fixed_mono.wavelength
+    plan_args = {"fixed_nm": fixed_nm, "start_nm": wavelengths[0], "stop_nm": wavelengths[-1],
+                 "step_nm": abs(wavelengths[1] - wavelengths[0]) if len(wavelengths) > 1 else 0.0,
+                 "gate_s": float(gate_s), "excitation_slit_um": float(excitation_slit_um),
+                 "emission_slit_um": float(emission_slit_um)}
+    plan_args.update(extra_md)
+
+    def inner():
+        yield from _prepare(fl, gate_s, excitation_slit_um, emission_slit_um)
+        yield from bps.mv(fixed_axis, fixed_nm, scan_axis, wavelengths[0])
+        dark = yield from dark_count_rate(fl)
+        start_md = {
+            "plan_name": plan_name, "plan_args": plan_args, "measurement": plan_name,
+            "instrument": "FluoTime300", "sample": sample.to_md(),
+            "detectors": [fl.counter.name], "motors": [scan_axis.name],
+            "num_points": len(wavelengths),
+            "spectrum": {"scan": "emission" if scan_mono is fl.emission else "excitation",
+                         "wavelength_key": scan_axis.name,
+                         "signal_key": fl.counter.count_rate_cps.name,
+                         "fixed_nm": float(fixed_nm), "dark_cps": dark},
+            "hints": {"dimensions": [([scan_axis.name], "primary")]},
+        }
+        start_md.update(extra_md)
+        start_md.update(md or {})
+
+        @bpp.run_decorator(md=start_md)
+        def run():
+            yield from bps.mv(fl.lamp_shutter, "open", fl.detector_shutter, "open")
+            for nm in wavelengths:
+                yield from bps.checkpoint()
+                yield from bps.mv(scan_axis, nm)
+                reading = yield from bps.trigger_and_read([fl.counter, scan_axis, fixed_axis])
+                _raise_on_overload(fl, reading, f"{scan_axis.name}={nm} nm")
+            yield from bps.mv(fl.lamp_shutter, "closed", fl.detector_shutter, "closed")
+
+        return (yield from run())
+
+    return bpp.finalize_wrapper(inner(), pl_safe_state(fl, laser))
+
+
+def emission_spectrum(fl, sample, *, excitation_nm: float, start_nm: float, stop_nm: float,
+                      step_nm: float, gate_s: float = 0.5, excitation_slit_um: float = 500.0,
+                      emission_slit_um: float = 1000.0, laser=None, md: dict | None = None):
+    """Emission counts (counts/s) vs emission wavelength (nm) at a fixed lamp excitation (nm).
+
+    ``laser`` (optional) is locked again at the end, for benches where it shares the sample.
+    """
+    check_range("excitation_nm", excitation_nm, *LAMP_RANGE_NM, "nm (Xe lamp)")
+    check_range("excitation_nm", excitation_nm, *mono_range_nm(fl.excitation), "nm (excitation grating)")
+    _check_settings(gate_s, excitation_slit_um, emission_slit_um)
+    wavelengths = spectrum_wavelengths(start_nm, stop_nm, step_nm, limits_nm=mono_range_nm(fl.emission),
+                                       parameter="emission")
+    return _scan("emission_spectrum", fl, sample, scan_mono=fl.emission, fixed_mono=fl.excitation,
+                 fixed_nm=float(excitation_nm), wavelengths=wavelengths, gate_s=gate_s,
+                 excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
+                 laser=laser, md=md, extra_md={"excitation_nm": float(excitation_nm)})
+
+
+def excitation_spectrum(fl, sample, *, emission_nm: float, start_nm: float, stop_nm: float,
+                        step_nm: float, gate_s: float = 0.5, excitation_slit_um: float = 500.0,
+                        emission_slit_um: float = 1000.0, laser=None, md: dict | None = None):
+    """Emission counts (counts/s) at a fixed emission wavelength (nm) vs lamp excitation (nm)."""
+    check_range("emission_nm", emission_nm, *mono_range_nm(fl.emission), "nm (emission grating)")
+    _check_settings(gate_s, excitation_slit_um, emission_slit_um)
+    lo = max(LAMP_RANGE_NM[0], mono_range_nm(fl.excitation)[0])
+    hi = min(LAMP_RANGE_NM[1], mono_range_nm(fl.excitation)[1])
+    wavelengths = spectrum_wavelengths(start_nm, stop_nm, step_nm, limits_nm=(lo, hi),
+                                       parameter="excitation")
+    return _scan("excitation_spectrum", fl, sample, scan_mono=fl.excitation, fixed_mono=fl.emission,
+                 fixed_nm=float(emission_nm), wavelengths=wavelengths, gate_s=gate_s,
+                 excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
+                 laser=laser, md=md, extra_md={"emission_nm": float(emission_nm)})

@@ -1,0 +1,233 @@
+"""Photoluminescence plans on the PL bench over loopback (real drivers, bluesky RunEngine):
+spectra, IRF + decay with derived settings, light discipline on success / failure / abort, and
+bad input refused before anything moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted
+
+from spinlight.analysis.pl_streaming import make_pl_analysis_router
+from spinlight.instruments.laser import connect_taiko
+from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
+from spinlight.instruments.tcspc import connect_tcspc
+from spinlight.plans import Sample
+from spinlight.plans.lifetime import decay_settings, lifetime_decay
+from spinlight.plans.pl import emission_spectrum, excitation_spectrum
+from spinlight.simulators.clock import VirtualClock
+from spinlight.simulators.pl_bench import PLBench
+from spinlight.simulators.samples import get_luminescence
+
+SAMPLE = Sample(name="mCB-Nd", mass_mg=5.0, molar_mass_g_per_mol=2589.0, ions={"Nd": 3})
+
+
+def make_bench(speed=2000.0, preset="mCB-Nd", seed=5):
+    clock = VirtualClock(speed, freeze_when_idle=True)
+    pl = PLBench(clock, get_luminescence(preset), seed=seed)
+    ep = pl.start()
+    fl = connect_spectrofluorometer(ep["excitation_mono"]["url"], ep["emission_mono"]["url"],
+                                    ep["housing"]["url"])
+    for mono in (fl.excitation, fl.emission):
+        mono.wavelength.poll_interval_s.put(0.005)
+    det = connect_tcspc(ep["hydraharp"]["host"], ep["hydraharp"]["port"], rate_settle_s=0.01)
+    laser = connect_taiko(ep["taiko"]["host"], ep["taiko"]["port"])
+    return clock, pl, fl, det, laser
+
+
+@pytest.fixture
+def bench():
+    clock, pl, fl, det, laser = make_bench()
+    yield pl, fl, det, laser
+    for dev in (fl, det, laser):
+        dev.close()
+    pl.stop()
+    clock.stop()
+
+
+def run(plan, *callbacks):
+    docs = []
+    RE = RunEngine(context_managers=[])
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    for cb in callbacks:
+        RE.subscribe(cb)
+    RE(plan)
+    return docs
+
+
+def runs_of(docs):
+    """{start uid: (start, [event data])}"""
+    out, desc = {}, {}
+    for name, doc in docs:
+        if name == "start":
+            out[doc["uid"]] = (doc, [])
+        elif name == "descriptor":
+            desc[doc["uid"]] = doc["run_start"]
+        elif name == "event":
+            out[desc[doc["descriptor"]]][1].append(doc["data"])
+    return out
+
+
+def assert_safe(pl):
+    snap = pl.laser.snapshot()
+    assert snap.soft_locked and not snap.emitting
+    assert pl.housing.shutters == {"LAMP": "CLOSED", "DETECTOR": "CLOSED"}
+
+
+def test_emission_spectrum_finds_the_nd_band_and_closes_the_shutters(bench):
+    pl, fl, det, laser = bench
+    docs = run(emission_spectrum(fl, SAMPLE, excitation_nm=330.0, start_nm=1020.0, stop_nm=1100.0,
+                                 step_nm=4.0, gate_s=0.2, laser=laser))
+    (start, events), = runs_of(docs).values()
+    spec = start["spectrum"]
+    assert spec["scan"] == "emission" and spec["fixed_nm"] == 330.0
+    assert 1.0e4 < spec["dark_cps"] < 3.0e4                  # NIR-PMT dark counts (~2e4 cps)
+    nm = np.array([e[spec["wavelength_key"]] for e in events])
+    rate = np.array([e[spec["signal_key"]] for e in events]) - spec["dark_cps"]
+    assert len(events) == 21 == start["num_points"]
+    assert abs(nm[np.argmax(rate)] - 1060.0) <= 4.0
+    assert rate.max() > 10 * max(rate[0], 1.0)               # band over its wing
+    assert_safe(pl)
+
+
+def test_excitation_spectrum_shows_the_ligand_band_and_nd_lines(bench):
+    pl, fl, det, laser = bench
+    docs = run(excitation_spectrum(fl, SAMPLE, emission_nm=1060.0, start_nm=280.0, stop_nm=600.0,
+                                   step_nm=10.0, gate_s=0.2))
+    (start, events), = runs_of(docs).values()
+    spec = start["spectrum"]
+    assert spec["scan"] == "excitation" and spec["fixed_nm"] == 1060.0
+    rate = {round(e[spec["wavelength_key"]]): e[spec["signal_key"]] - spec["dark_cps"] for e in events}
+    assert rate[300] > 3 * rate[450]                          # ligand band near 300 nm
+    assert rate[580] > 1.5 * rate[560]                        # Nd 4G5/2 line
+    assert_safe(pl)
+
+
+def test_lifetime_decay_measures_the_irf_then_the_decay_and_the_fit_recovers_134_ns(bench):
+    pl, fl, det, laser = bench
+    derived = []
+    docs = run(lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0, expected_lifetime_ns=134.0,
+                              peak_counts=4000),
+               make_pl_analysis_router(lambda name, doc: derived.append((name, doc))))
+    runs = list(runs_of(docs).values())
+    assert [s["measurement"] for s, _ in runs] == ["instrument_response", "lifetime_decay"]
+    (irf_start, (irf_event,)), (start, (event,)) = runs
+    decay = start["decay"]
+    assert decay["irf_uid"] == irf_start["uid"] and irf_start["decay"]["kind"] == "irf"
+    acq = start["acquisition"]
+    assert acq["count_fraction"] <= 0.05                      # pile-up rule
+    assert decay["repetition_rate_hz"] <= 1e9 / (5 * 134.0)   # 5 lifetimes per period
+    assert acq["window_ns"] >= 1e9 / decay["repetition_rate_hz"]
+    counts = np.asarray(event[decay["counts_key"]], dtype=float)
+    assert counts.size == acq["channels"] == 4096
+    assert 0.5 * 4000 < counts.max() < 2.0 * 4000             # peak count reached
+    assert event[laser.soft_lock.name] is False               # unlocked only while acquiring
+    t = np.asarray(event[decay["time_key"]])
+    assert counts[t >= 1e9 / decay["repetition_rate_hz"]].sum() == 0   # one period of photons
+    # the streaming analysis fits it with the IRF run it links to
+    (result,) = [d for n, d in derived if n == "start" and d["plan_name"] == "lifetime_analysis"]
+    assert result["derived_from"] == start["uid"] and result["irf_uid"] == irf_start["uid"]
+    assert result["fit_kind"] == "reconvolution"
+    assert result["results"]["tau_ns"] == pytest.approx(134.0, rel=0.02)
+    assert_safe(pl)
+
+
+def test_decay_settings_follow_the_lifetime():
+    s = decay_settings(608.0, laser_limits_hz=(1e3, 8e7), base_resolution_ps=1.0, binsteps=26)
+    assert s.repetition_rate_hz <= 1e9 / (5 * 608) and s.repetition_rate_hz >= 0.9e9 / (5 * 608)
+    assert s.window_ns >= 1e9 / s.repetition_rate_hz and s.window_ns < 2.0e9 / s.repetition_rate_hz
+    with pytest.raises(ValueError, match=r"repetition_rate_hz=5000000.*608 ns"):
+        decay_settings(608.0, laser_limits_hz=(1e3, 8e7), base_resolution_ps=1.0, binsteps=26,
+                       repetition_rate_hz=5e6)
+
+
+def test_bad_input_is_refused_before_anything_moves(bench):
+    pl, fl, det, laser = bench
+    before = (pl.emission.wavelength_nm, pl.excitation.wavelength_nm, pl.housing.holder,
+              pl.laser.snapshot())
+    with pytest.raises(ValueError, match=r"emission_nm=3000.*0.0\.\.2800"):
+        lifetime_decay(fl, laser, det, SAMPLE, emission_nm=3000.0, expected_lifetime_ns=134.0)
+    with pytest.raises(ValueError, match=r"repetition_rate_hz=5000000.*Hz"):
+        lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1000.0, expected_lifetime_ns=608.0,
+                       repetition_rate_hz=5e6)
+    with pytest.raises(ValueError, match=r"excitation_nm=1200.*230.0\.\.1000.0"):
+        emission_spectrum(fl, SAMPLE, excitation_nm=1200.0, start_nm=900, stop_nm=1100, step_nm=5)
+    with pytest.raises(ValueError, match=r"step_nm=0.*nm"):
+        excitation_spectrum(fl, SAMPLE, emission_nm=1060.0, start_nm=300, stop_nm=400, step_nm=0)
+    with pytest.raises(ValueError, match=r"max_count_fraction=0.2.*0.05"):
+        lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0, expected_lifetime_ns=134.0,
+                       max_count_fraction=0.2)
+    assert (pl.emission.wavelength_nm, pl.excitation.wavelength_nm, pl.housing.holder,
+            pl.laser.snapshot()) == before
+
+
+def test_the_laser_cannot_be_unlocked_outside_an_acquisition(bench):
+    pl, fl, det, laser = bench
+    with pytest.raises(ValueError, match=r"soft_lock=False is not allowed outside an acquisition"):
+        laser.soft_lock.put(False)
+    RE = RunEngine(context_managers=[])
+    with pytest.raises(FailedStatus) as info:
+        RE(bps.mv(laser.soft_lock, False))
+    assert "outside an acquisition" in str(info.value.__cause__)
+    assert pl.laser.snapshot().soft_locked
+
+
+def test_a_failure_during_the_acquisition_leaves_the_light_off(bench):
+    pl, fl, det, laser = bench
+    triggers = []
+
+    def fail_on_second_tcspc_trigger(msg):
+        if msg.command == "trigger" and msg.obj is det:
+            triggers.append(msg)
+            if len(triggers) == 3:             # dark, preview, then the measurement
+                assert not pl.laser.snapshot().soft_locked   # the laser was on for it
+                def boom():
+                    raise RuntimeError("simulated detector failure")
+                    yield Msg("null")
+                return boom(), None
+        return None, None
+
+    plan = bpp.plan_mutator(lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0,
+                                           expected_lifetime_ns=134.0, irf=None, peak_counts=2000),
+                            fail_on_second_tcspc_trigger)
+    with pytest.raises(RuntimeError, match="simulated detector failure"):
+        run(plan)
+    assert len(triggers) == 3
+    assert_safe(pl)
+
+
+def test_abort_while_the_laser_is_on_leaves_the_light_off():
+    clock, pl, fl, det, laser = make_bench(speed=50.0)
+    RE = RunEngine(context_managers=[])
+    paused = threading.Event()
+
+    def pause_when_lit():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not paused.is_set():
+            if not pl.laser.snapshot().soft_locked:
+                RE.request_pause(defer=False)
+                paused.set()
+                return
+            time.sleep(0.002)
+
+    try:
+        watcher = threading.Thread(target=pause_when_lit, daemon=True)
+        watcher.start()
+        with pytest.raises(RunEngineInterrupted):
+            RE(lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0,
+                              expected_lifetime_ns=134.0, irf=None, peak_counts=3000))
+        assert paused.is_set() and RE.state == "paused"
+        assert pl.laser.snapshot().soft_locked                 # no light while paused
+        RE.abort("test")
+        assert_safe(pl)
+    finally:
+        for dev in (fl, det, laser):
+            dev.close()
+        pl.stop()
+        clock.stop()
