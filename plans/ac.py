@@ -22,8 +22,11 @@ import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from ophyd import Signal
 
-from spinlight.instruments.errors import check_range
+from spinlight.instruments import mpms3 as _mpms3
+from spinlight.instruments import ppms as _ppms
+from spinlight.instruments.errors import check_choice, check_range
 
+from .checks import Checks
 from .safety import qd_safe_state
 from .sample import as_sample, finite_list
 
@@ -67,22 +70,51 @@ def ac_station(system, detector, *, temperature_range_K, field_range_Oe,
                      tuple(temperature_rate_range_K_per_min), tuple(field_rate_range_Oe_per_s))
 
 
+@dataclass(frozen=True)
+class AcLimits:
+    """What one ac instrument accepts, without its devices: the ranges the ac validators check
+    (an :class:`AcStation` carries the same attributes, so either can be validated against)."""
+
+    name: str
+    frequency_range_Hz: tuple[float, float]
+    amplitude_range_Oe: tuple[float, float]
+    temperature_range_K: tuple[float, float]
+    field_range_Oe: tuple[float, float]
+    averaging_range_s: tuple[float, float]
+    cycles_range: tuple[int, int]
+    temperature_rate_range_K_per_min: tuple[float, float]
+    field_rate_range_Oe_per_s: tuple[float, float]
+
+
+def _system_ranges(module) -> dict:
+    """Temperature/field ranges and rates of a QD system from its instrument module."""
+    return dict(temperature_range_K=module.TEMPERATURE_RANGE_K, field_range_Oe=module.FIELD_RANGE_OE,
+                temperature_rate_range_K_per_min=module.TEMPERATURE_RATE_K_PER_MIN,
+                field_rate_range_Oe_per_s=module.FIELD_RATE_OE_PER_S)
+
+
+#: ac instruments by station name -> their instrument module (limit constants).
+AC_INSTRUMENTS = {"mpms3": _mpms3, "ppms": _ppms}
+
+
+def ac_instrument_limits(name: str) -> AcLimits:
+    """:class:`AcLimits` of ``"mpms3"`` (AC option, 0.1-1000 Hz) or ``"ppms"`` (ACMS,
+    10 Hz-10 kHz) from the instrument modules' constants, the numbers the drivers enforce."""
+    check_choice("ac instrument", name, set(AC_INSTRUMENTS))
+    m = AC_INSTRUMENTS[name]
+    return AcLimits(name, tuple(m.AC_FREQUENCY_HZ), tuple(m.AC_AMPLITUDE_OE),
+                    averaging_range_s=tuple(m.AC_AVERAGING_S),
+                    cycles_range=tuple(int(c) for c in m.AC_CYCLES), **_system_ranges(m))
+
+
 def mpms3_ac_station(mpms3, ac) -> AcStation:
     """The MPMS3 with its AC option (0.1–1000 Hz)."""
-    from spinlight.instruments import mpms3 as m
-    return ac_station(mpms3, ac, temperature_range_K=m.TEMPERATURE_RANGE_K,
-                      field_range_Oe=m.FIELD_RANGE_OE,
-                      temperature_rate_range_K_per_min=m.TEMPERATURE_RATE_K_PER_MIN,
-                      field_rate_range_Oe_per_s=m.FIELD_RATE_OE_PER_S)
+    return ac_station(mpms3, ac, **_system_ranges(_mpms3))
 
 
 def ppms_ac_station(ppms, ac) -> AcStation:
     """The PPMS with its ACMS option (10 Hz–10 kHz)."""
-    from spinlight.instruments import ppms as p
-    return ac_station(ppms, ac, temperature_range_K=p.TEMPERATURE_RANGE_K,
-                      field_range_Oe=p.FIELD_RANGE_OE,
-                      temperature_rate_range_K_per_min=p.TEMPERATURE_RATE_K_PER_MIN,
-                      field_rate_range_Oe_per_s=p.FIELD_RATE_OE_PER_S)
+    return ac_station(ppms, ac, **_system_ranges(_ppms))
 
 
 def assign_frequencies(stations, frequencies_Hz) -> dict[str, list[float]]:
@@ -117,38 +149,103 @@ class _Settings:
     field_rate_Oe_per_s: float
 
 
-def _validate_station_settings(station: AcStation, st: _Settings, temps, fields) -> None:
-    name = station.name
-    check_range(f"amplitude_Oe (on {name})", st.amplitude_Oe, *station.amplitude_range_Oe, "Oe")
-    check_range(f"averaging_time_s (on {name})", st.averaging_time_s, *station.averaging_range_s, "s")
-    check_range(f"cycles (on {name})", st.cycles, *station.cycles_range, "")
-    check_range(f"rate_K_per_min (on {name})", st.rate_K_per_min,
-                *station.temperature_rate_range_K_per_min, "K/min")
-    check_range(f"field_rate_Oe_per_s (on {name})", st.field_rate_Oe_per_s,
-                *station.field_rate_range_Oe_per_s, "Oe/s")
-    t_lo, t_hi = station.temperature_range_K
-    for i, t in enumerate(temps):
-        check_range(f"temperatures_K[{i}] (on {name})", t, t_lo, t_hi, "K")
-    h_lo, h_hi = station.field_range_Oe
-    for i, h in enumerate(fields):
-        check_range(f"fields_Oe[{i}] (on {name})", h, h_lo, h_hi, "Oe")
+@dataclass(frozen=True)
+class AcSets:
+    """Validated ac sets: the (T K, H Oe) setpoints in order, each station's frequencies (Hz),
+    the per-point settings and the stations (as given) that measure something."""
+
+    setpoints: list
+    share: dict
+    settings: _Settings
+    used: list
 
 
-def _ac_sets(plan_name, stations, sample, setpoints, frequencies_Hz, settings: _Settings,
-             dimension: str, md, extra_md):
-    """The shared body: validate, then for each (T, H) setpoint move every station used and
-    measure its share of the frequencies."""
-    sample = as_sample(sample)
+#: (plan option, station range attribute, unit) of the settings every station must accept.
+_STATION_SETTINGS = (("amplitude_Oe", "amplitude_range_Oe", "Oe"),
+                     ("averaging_time_s", "averaging_range_s", "s"),
+                     ("cycles", "cycles_range", ""),
+                     ("rate_K_per_min", "temperature_rate_range_K_per_min", "K/min"),
+                     ("field_rate_Oe_per_s", "field_rate_range_Oe_per_s", "Oe/s"))
+
+
+def _axis(c: Checks, option: str, value, low: float, high: float, unit: str) -> list:
+    """``[(label, value)]`` of a setpoint axis: a list option (the scanned axis, labels
+    ``option[i]``) or a number (the fixed one); coarse sanity range ``low..high`` first."""
+    with c(option):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            return [(option, check_range(option, value, low, high, unit))]
+        return [(f"{option}[{i}]", v)
+                for i, v in enumerate(finite_list(option, value, low, high, unit))]
+    return []
+
+
+def validate_ac_sets(stations, *, temperature: tuple, field: tuple, frequencies_Hz,
+                     amplitude_Oe, averaging_time_s, cycles, rate_K_per_min,
+                     field_rate_Oe_per_s) -> AcSets:
+    """The checks every ac plan makes, pure (no device is touched).
+
+    ``stations``: :class:`AcStation` or :class:`AcLimits` objects (their order is the
+    frequency preference). ``temperature`` and ``field`` are ``(option name, value)``: a number
+    for the fixed setpoint, a list for the scanned axis. Every station that gets frequencies
+    must accept the settings and every setpoint. Raises :class:`~.checks.PlanArgumentError` listing every
+    bad argument, each naming the option, the value, the instrument and its range.
+    """
+    c = Checks()
     stations = list(stations)
     names = [s.name for s in stations]
-    if len(set(names)) != len(names):
-        raise ValueError(f"stations has duplicate instrument names {names}")
-    share = assign_frequencies(stations, frequencies_Hz)
-    used = [s for s in stations if s.name in share]
+    with c("stations"):
+        if len(set(names)) != len(names):
+            raise ValueError(f"stations has duplicate instrument names {names}")
+    temps = _axis(c, *temperature, 0.0, 1000.0, "K")
+    fields = _axis(c, *field, -1.0e5, 1.0e5, "Oe")
+    share: dict[str, list[float]] = {}
+    if not c.failed("stations"):
+        with c("frequencies_Hz"):
+            share = assign_frequencies(stations, frequencies_Hz)
+    settings = {"amplitude_Oe": amplitude_Oe, "averaging_time_s": averaging_time_s,
+                "cycles": cycles, "rate_K_per_min": rate_K_per_min,
+                "field_rate_Oe_per_s": field_rate_Oe_per_s}
+    axes = ((temperature[0], temps, "temperature_range_K", "K"),
+            (field[0], fields, "field_range_Oe", "Oe"))
+    for s in (s for s in stations if s.name in share):
+        for option, attr, unit in _STATION_SETTINGS:
+            with c(option):
+                check_range(f"{option} (on {s.name})", settings[option], *getattr(s, attr), unit)
+        for option, values, attr, unit in axes:
+            for label, v in values:
+                with c(option):
+                    check_range(f"{label} (on {s.name})", v, *getattr(s, attr), unit)
+    c.raise_if_any()
+    setpoints = [(float(t), float(h)) for _, t in temps for _, h in fields]
+    settings = _Settings(float(amplitude_Oe), float(averaging_time_s), cycles,
+                         float(rate_K_per_min), float(field_rate_Oe_per_s))
+    return AcSets(setpoints, share, settings, [s for s in stations if s.name in share])
+
+
+def validate_ac_frequency_sweep(stations, *, temperature_K, field_Oe, **options) -> AcSets:
+    """:func:`ac_frequency_sweep`'s checks (``options``: frequencies and settings)."""
+    return validate_ac_sets(stations, temperature=("temperature_K", temperature_K),
+                            field=("field_Oe", field_Oe), **options)
+
+
+def validate_ac_field_scan(stations, *, temperature_K, fields_Oe, **options) -> AcSets:
+    """:func:`ac_field_scan`'s checks (``options``: frequencies and settings)."""
+    return validate_ac_sets(stations, temperature=("temperature_K", temperature_K),
+                            field=("fields_Oe", fields_Oe), **options)
+
+
+def validate_ac_temperature_scan(stations, *, temperatures_K, field_Oe, **options) -> AcSets:
+    """:func:`ac_temperature_scan`'s checks (``options``: frequencies and settings)."""
+    return validate_ac_sets(stations, temperature=("temperatures_K", temperatures_K),
+                            field=("field_Oe", field_Oe), **options)
+
+
+def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md):
+    """The shared body: for each validated (T, H) setpoint move every station used and measure
+    its share of the frequencies."""
+    share, settings, setpoints, used = sets.share, sets.settings, sets.setpoints, sets.used
     temps = [t for t, _ in setpoints]
     fields = [h for _, h in setpoints]
-    for s in used:
-        _validate_station_settings(s, settings, temps, fields)
     n_per_set = sum(len(v) for v in share.values())
     set_index = Signal(name="ac_set_index", value=0)
     t_set = Signal(name="ac_temperature_setpoint_K", value=float(temps[0]))
@@ -204,11 +301,6 @@ def _ac_sets(plan_name, stations, sample, setpoints, frequencies_Hz, settings: _
     return bpp.finalize_wrapper(inner(), safe())
 
 
-def _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s):
-    return _Settings(float(amplitude_Oe), float(averaging_time_s), cycles,
-                     float(rate_K_per_min), float(field_rate_Oe_per_s))
-
-
 def default_frequencies_Hz(f_min: float = 0.1, f_max: float = 10000.0, per_decade: int = 6) -> list[float]:
     """Log-spaced frequencies, ``per_decade`` per decade, from ``f_min`` to ``f_max`` (Hz)."""
     check_range("f_min", f_min, 1e-3, 1e5, "Hz")
@@ -224,9 +316,12 @@ def ac_frequency_sweep(stations, sample, *, temperature_K: float, field_Oe: floa
                        cycles: int = 10, rate_K_per_min: float = 2.0,
                        field_rate_Oe_per_s: float = 100.0, md: dict | None = None):
     """χ'(f), χ''(f) at one temperature (K) and one dc field (Oe)."""
-    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
-    return _ac_sets("ac_frequency_sweep", stations, sample, [(temperature_K, field_Oe)],
-                    frequencies_Hz, st, "frequency", md,
+    sample = as_sample(sample)
+    sets = validate_ac_frequency_sweep(
+        stations, temperature_K=temperature_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
+        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+    return _ac_sets("ac_frequency_sweep", sample, sets, "frequency", md,
                     {"temperature_K": float(temperature_K), "field_Oe": float(field_Oe)})
 
 
@@ -236,10 +331,13 @@ def ac_field_scan(stations, sample, *, temperature_K: float, fields_Oe, frequenc
                   md: dict | None = None):
     """χ''(f, H) at a fixed temperature: one frequency sweep per field of ``fields_Oe``, to
     find the field that slows the relaxation most."""
-    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
-    fields = finite_list("fields_Oe", fields_Oe, -1.0e5, 1.0e5, "Oe")
-    return _ac_sets("ac_field_scan", stations, sample, [(temperature_K, h) for h in fields],
-                    frequencies_Hz, st, "field", md, {"temperature_K": float(temperature_K)})
+    sample = as_sample(sample)
+    sets = validate_ac_field_scan(
+        stations, temperature_K=temperature_K, fields_Oe=fields_Oe, frequencies_Hz=frequencies_Hz,
+        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+    return _ac_sets("ac_field_scan", sample, sets, "field", md,
+                    {"temperature_K": float(temperature_K)})
 
 
 def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, frequencies_Hz,
@@ -247,7 +345,10 @@ def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, fr
                         rate_K_per_min: float = 2.0, field_rate_Oe_per_s: float = 100.0,
                         md: dict | None = None):
     """χ''(f, T) at a fixed dc field: one frequency sweep per temperature, in the order given."""
-    st = _settings(amplitude_Oe, averaging_time_s, cycles, rate_K_per_min, field_rate_Oe_per_s)
-    temps = finite_list("temperatures_K", temperatures_K, 0.0, 1000.0, "K")
-    return _ac_sets("ac_temperature_scan", stations, sample, [(t, field_Oe) for t in temps],
-                    frequencies_Hz, st, "temperature", md, {"field_Oe": float(field_Oe)})
+    sample = as_sample(sample)
+    sets = validate_ac_temperature_scan(
+        stations, temperatures_K=temperatures_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
+        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+    return _ac_sets("ac_temperature_scan", sample, sets, "temperature", md,
+                    {"field_Oe": float(field_Oe)})

@@ -21,6 +21,7 @@ from spinlight.instruments.mpms3 import (FIELD_APPROACH, FIELD_RANGE_OE, FIELD_R
                                          TEMPERATURE_RATE_K_PER_MIN, VSM_AVERAGING_S,
                                          VSM_LOG_INTERVAL_S)
 
+from .checks import Checks
 from .safety import mpms3_safe_state
 from .sample import Sample, as_sample, finite_list
 
@@ -39,14 +40,21 @@ def _configure(mpms3, vsm, *, temperature_rate, temperature_approach, field_rate
                       vsm.averaging_time_s, averaging_time_s)
 
 
-def _validate_common(temperature_rate, temperature_approach, field_rate, field_approach,
-                     magnet_mode, averaging_time_s):
-    check_range("rate_K_per_min", temperature_rate, *TEMPERATURE_RATE_K_PER_MIN, "K/min")
-    check_choice("approach", temperature_approach, set(TEMPERATURE_APPROACH))
-    check_range("field_rate_Oe_per_s", field_rate, *FIELD_RATE_OE_PER_S, "Oe/s")
-    check_choice("field_approach", field_approach, set(FIELD_APPROACH))
-    check_choice("magnet_mode", magnet_mode, set(MPMS3_MAGNET_MODE))
-    check_range("averaging_time_s", averaging_time_s, *VSM_AVERAGING_S, "s")
+def _validate_common(c: Checks, *, rate_K_per_min, approach, field_rate_Oe_per_s,
+                     field_approach, magnet_mode, averaging_time_s) -> None:
+    """Rates, approaches and averaging shared by every dc plan (keyword names = plan options)."""
+    with c("rate_K_per_min"):
+        check_range("rate_K_per_min", rate_K_per_min, *TEMPERATURE_RATE_K_PER_MIN, "K/min")
+    with c("approach"):
+        check_choice("approach", approach, set(TEMPERATURE_APPROACH))
+    with c("field_rate_Oe_per_s"):
+        check_range("field_rate_Oe_per_s", field_rate_Oe_per_s, *FIELD_RATE_OE_PER_S, "Oe/s")
+    with c("field_approach"):
+        check_choice("field_approach", field_approach, set(FIELD_APPROACH))
+    with c("magnet_mode"):
+        check_choice("magnet_mode", magnet_mode, set(MPMS3_MAGNET_MODE))
+    with c("averaging_time_s"):
+        check_range("averaging_time_s", averaging_time_s, *VSM_AVERAGING_S, "s")
 
 
 def _start_md(plan_name, sample: Sample, plan_args: dict, dimension: str, num_points: int,
@@ -72,6 +80,52 @@ def _read_point(mpms3, vsm):
     yield from bps.trigger_and_read([vsm, mpms3])
 
 
+def validate_chi_t(*, field_Oe, t_start_K, t_stop_K, mode, temperatures_K, n_points,
+                   rate_K_per_min, log_interval_s, averaging_time_s, approach,
+                   field_rate_Oe_per_s, magnet_mode) -> tuple[list[float], int]:
+    """:func:`chi_t`'s argument checks, pure: ``(temperatures K, number of points)``.
+
+    Settle mode gives every setpoint, sweep mode ``[t_start_K, t_stop_K]``. Raises
+    :class:`~.checks.PlanArgumentError` listing every bad argument (option, message).
+    """
+    c = Checks()
+    with c("mode"):
+        check_choice("mode", mode, {"settle", "sweep"})
+    with c("field_Oe"):
+        check_range("field_Oe", field_Oe, H_LO, H_HI, "Oe")
+    with c("t_start_K"):
+        check_range("t_start_K", t_start_K, T_LO, T_HI, "K")
+    with c("t_stop_K"):
+        check_range("t_stop_K", t_stop_K, T_LO, T_HI, "K")
+    _validate_common(c, rate_K_per_min=rate_K_per_min, approach=approach,
+                     field_rate_Oe_per_s=field_rate_Oe_per_s, field_approach="linear",
+                     magnet_mode=magnet_mode, averaging_time_s=averaging_time_s)
+    temps, num_points = [], 0
+    ends_ok = not c.failed("t_start_K", "t_stop_K")
+    if mode == "settle":
+        if temperatures_K is None:
+            with c("n_points"):
+                check_range("n_points", n_points, 2, 10000)
+                if ends_ok:
+                    temperatures_K = np.geomspace(t_start_K, t_stop_K, int(n_points))
+        if temperatures_K is not None:
+            with c("temperatures_K"):
+                temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
+        num_points = len(temps)
+    elif mode == "sweep":
+        with c("log_interval_s"):
+            check_range("log_interval_s", log_interval_s, *VSM_LOG_INTERVAL_S, "s")
+        with c("t_stop_K"):
+            if ends_ok and abs(t_stop_K - t_start_K) < 0.1:
+                raise ValueError(f"t_start_K={t_start_K} and t_stop_K={t_stop_K} must differ by "
+                                 "at least 0.1 K for a sweep")
+        if not c.failed():
+            temps = [float(t_start_K), float(t_stop_K)]
+            num_points = int(abs(t_stop_K - t_start_K) / rate_K_per_min * 60.0 / log_interval_s) + 1
+    c.raise_if_any()
+    return temps, num_points
+
+
 # --------------------------------------------------------------------------------------------
 def chi_t(mpms3, vsm, sample, *, field_Oe: float = 1000.0, t_start_K: float = 300.0,
           t_stop_K: float = 1.8, mode: str = "settle", temperatures_K=None, n_points: int = 40,
@@ -86,25 +140,11 @@ def chi_t(mpms3, vsm, sample, *, field_Oe: float = 1000.0, t_start_K: float = 30
     ``log_interval_s`` instrument seconds (MultiVu's sweep mode, ~9 s per point).
     """
     sample = as_sample(sample)
-    check_choice("mode", mode, {"settle", "sweep"})
-    check_range("field_Oe", field_Oe, H_LO, H_HI, "Oe")
-    check_range("t_start_K", t_start_K, T_LO, T_HI, "K")
-    check_range("t_stop_K", t_stop_K, T_LO, T_HI, "K")
-    _validate_common(rate_K_per_min, approach, field_rate_Oe_per_s, "linear", magnet_mode,
-                     averaging_time_s)
-    if mode == "settle":
-        if temperatures_K is None:
-            check_range("n_points", n_points, 2, 10000)
-            temperatures_K = np.geomspace(t_start_K, t_stop_K, int(n_points))
-        temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
-        num_points = len(temps)
-    else:
-        check_range("log_interval_s", log_interval_s, *VSM_LOG_INTERVAL_S, "s")
-        if abs(t_stop_K - t_start_K) < 0.1:
-            raise ValueError(f"t_start_K={t_start_K} and t_stop_K={t_stop_K} must differ by at "
-                             "least 0.1 K for a sweep")
-        temps = [float(t_start_K), float(t_stop_K)]
-        num_points = int(abs(t_stop_K - t_start_K) / rate_K_per_min * 60.0 / log_interval_s) + 1
+    temps, num_points = validate_chi_t(
+        field_Oe=field_Oe, t_start_K=t_start_K, t_stop_K=t_stop_K, mode=mode,
+        temperatures_K=temperatures_K, n_points=n_points, rate_K_per_min=rate_K_per_min,
+        log_interval_s=log_interval_s, averaging_time_s=averaging_time_s, approach=approach,
+        field_rate_Oe_per_s=field_rate_Oe_per_s, magnet_mode=magnet_mode)
     plan_args = {"field_Oe": field_Oe, "t_start_K": t_start_K, "t_stop_K": t_stop_K,
                  "mode": mode, "temperatures_K": [float(t) for t in temps],
                  "rate_K_per_min": rate_K_per_min, "log_interval_s": log_interval_s,
@@ -147,6 +187,24 @@ def full_loop(fields_Oe) -> list[float]:
     return up + down[1:] + back[1:]
 
 
+def validate_m_h(*, temperatures_K, fields_Oe, loop, field_rate_Oe_per_s, field_approach,
+                 magnet_mode, rate_K_per_min, approach, averaging_time_s,
+                 zero_field_between) -> tuple[list[float], list[float]]:
+    """:func:`m_h`'s argument checks, pure: ``(temperatures K, fields Oe)`` with the loop
+    expanded; raises :class:`~.checks.PlanArgumentError` listing every bad argument."""
+    c = Checks()
+    temps, fields = [], []
+    with c("temperatures_K"):
+        temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
+    with c("fields_Oe"):
+        fields = finite_list("fields_Oe", fields_Oe, H_LO, H_HI, "Oe")
+    _validate_common(c, rate_K_per_min=rate_K_per_min, approach=approach,
+                     field_rate_Oe_per_s=field_rate_Oe_per_s, field_approach=field_approach,
+                     magnet_mode=magnet_mode, averaging_time_s=averaging_time_s)
+    c.raise_if_any()
+    return temps, (full_loop(fields) if loop else fields)
+
+
 def m_h(mpms3, vsm, sample, *, temperatures_K, fields_Oe, loop: bool = False,
         field_rate_Oe_per_s: float = 100.0, field_approach: str = "linear",
         magnet_mode: str = "driven", rate_K_per_min: float = 5.0,
@@ -159,12 +217,11 @@ def m_h(mpms3, vsm, sample, *, temperatures_K, fields_Oe, loop: bool = False,
     With ``zero_field_between`` the field returns to zero before each temperature change.
     """
     sample = as_sample(sample)
-    temps = finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K")
-    fields = finite_list("fields_Oe", fields_Oe, H_LO, H_HI, "Oe")
-    _validate_common(rate_K_per_min, approach, field_rate_Oe_per_s, field_approach, magnet_mode,
-                     averaging_time_s)
-    if loop:
-        fields = full_loop(fields)
+    temps, fields = validate_m_h(
+        temperatures_K=temperatures_K, fields_Oe=fields_Oe, loop=loop,
+        field_rate_Oe_per_s=field_rate_Oe_per_s, field_approach=field_approach,
+        magnet_mode=magnet_mode, rate_K_per_min=rate_K_per_min, approach=approach,
+        averaging_time_s=averaging_time_s, zero_field_between=zero_field_between)
     num_points = len(temps) * len(fields)
     plan_args = {"temperatures_K": temps, "fields_Oe": fields, "loop": bool(loop),
                  "field_rate_Oe_per_s": field_rate_Oe_per_s, "field_approach": field_approach,
@@ -201,6 +258,36 @@ def mce_field_grid(max_field_Oe: float = 50000.0, n_low: int = 6, step_Oe: float
     return [float(h) for h in low + high]
 
 
+def validate_mce_isotherms(*, temperatures_K, max_field_Oe, fields_Oe,
+                           **m_h_settings) -> tuple[list[float], list[float]]:
+    """:func:`mce_isotherms`' own checks, pure: ``(sorted temperatures K, fields Oe)``.
+
+    ``m_h_settings`` (rates, approaches, magnet mode, averaging: the options the plan passes on
+    to :func:`m_h`), when given, are checked as :func:`m_h` checks them, so one call covers every
+    option of the plan. Raises :class:`~.checks.PlanArgumentError` listing every bad argument.
+    """
+    c = Checks()
+    temps, fields = [], []
+    with c("max_field_Oe" if fields_Oe is None else "fields_Oe"):
+        if fields_Oe is None:
+            fields = mce_field_grid(max_field_Oe)
+        else:
+            fields = finite_list("fields_Oe", fields_Oe, H_LO, H_HI, "Oe")
+        for i, h in enumerate(fields):
+            if h < 0:
+                raise ValueError(f"fields_Oe[{i}]={h:g} Oe is negative; MCE isotherms need "
+                                 f"fields in 0..{H_HI:g} Oe")
+    with c("temperatures_K"):
+        temps = sorted(finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K"))
+        if len(temps) < 2:
+            raise ValueError(f"temperatures_K={temperatures_K!r}: the Maxwell relation needs at "
+                             f"least 2 isotherms ({T_LO}..{T_HI} K)")
+    if m_h_settings:
+        _validate_common(c, **m_h_settings)
+    c.raise_if_any()
+    return temps, fields
+
+
 def mce_isotherms(mpms3, vsm, sample, *, temperatures_K=(1.8, 2.5, 3, 4, 5, 6, 7, 8, 10, 12, 15, 18, 21),
                   max_field_Oe: float = 50000.0, fields_Oe=None, md: dict | None = None, **kwargs):
     """The M(H) isotherm set for the magnetocaloric effect (Maxwell relation).
@@ -208,12 +295,8 @@ def mce_isotherms(mpms3, vsm, sample, *, temperatures_K=(1.8, 2.5, 3, 4, 5, 6, 7
     Isotherms run from zero field up to ``max_field_Oe``, from the lowest temperature upwards,
     with the field back at zero between temperatures; the analysis groups them by setpoint.
     """
-    fields = mce_field_grid(max_field_Oe) if fields_Oe is None else list(fields_Oe)
-    if min(fields) < 0:
-        raise ValueError(f"fields_Oe must be non-negative for MCE isotherms, got min {min(fields)}")
-    temps = sorted(finite_list("temperatures_K", temperatures_K, T_LO, T_HI, "K"))
-    if len(temps) < 2:
-        raise ValueError(f"temperatures_K={temperatures_K!r}: the Maxwell relation needs at least 2 isotherms")
+    temps, fields = validate_mce_isotherms(temperatures_K=temperatures_K,
+                                           max_field_Oe=max_field_Oe, fields_Oe=fields_Oe)
     return m_h(mpms3, vsm, sample, temperatures_K=temps, fields_Oe=fields, loop=False,
                zero_field_between=True, md=md, _plan_name="mce_isotherms",
                _extra_md={"delta_b_T": [max(fields) / 1e4]}, **kwargs)

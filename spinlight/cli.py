@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "spinlight.cmd_catalog",  # runs, import
     "spinlight.cmd_fit",      # fit
     "spinlight.cmd_demo",     # demo
+    "spinlight.cmd_campaign", # check
 )
 
 
