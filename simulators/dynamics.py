@@ -172,6 +172,7 @@ class TemperatureControl:
         self.seed = seed
         self._h = _History(_TempProgram(-math.inf, initial_K, initial_K, 1.0, 0,
                                         -math.inf, initial_K, -math.inf, 0.0))
+        self._excursions: tuple = ()      # (t0, t1, delta K) windows, see add_excursion()
 
     @staticmethod
     def settle_time_s(setpoint_K: float, step_K: float, approach: int) -> float:
@@ -211,10 +212,29 @@ class TemperatureControl:
                                     int(approach), ramp_end, ramp_target,
                                     ramp_end + settle, overshoot))
 
+    def add_excursion(self, t0: float, t1: float, delta_K: float) -> None:
+        """Fault (:mod:`.faults`): over ``[t0, t1)`` the temperature is ``delta_K`` off whatever
+        the controller does and reads Chasing / outside tolerance (code 6); then it is back.
+        Scheduled ahead and evaluated lazily like every read-out (windows may overlap: they add).
+        """
+        if not (math.isfinite(t0) and t1 > t0):
+            raise ValueError(f"excursion window [{t0!r}, {t1!r}) must have t1 > t0 (instrument s)")
+        self._excursions = self._excursions + ((float(t0), float(t1), float(delta_K)),)
+
+    def _excursion_at(self, t: float) -> tuple[float, float]:
+        """(summed offset K, latest end) of the excursions in force at ``t``; (0, -inf) if none."""
+        delta, end = 0.0, -math.inf
+        for a, b, d in self._excursions:
+            if a <= t < b:
+                delta, end = delta + d, max(end, b)
+        return delta, end
+
     # -- read-outs ----------------------------------------------------------------------------
     def value(self, t: float) -> float:
         """True (noise-free) temperature at ``t``, K."""
-        return self._h.at(t).value(t)
+        delta, _ = self._excursion_at(t)
+        v = self._h.at(t).value(t)
+        return max(v + delta, 0.1) if delta else v
 
     def reading(self, t: float) -> float:
         """Thermometer reading at ``t`` (value plus time-keyed noise), K."""
@@ -222,6 +242,8 @@ class TemperatureControl:
         return T + time_noise(self.seed, 1, t, 2e-4 * T + 1e-3)
 
     def state_code(self, t: float) -> int:
+        if self._excursion_at(t)[1] > t:
+            return 6                           # Chasing / outside tolerance
         return self._h.at(t).code(t)
 
     def state_text(self, t: float) -> str:
@@ -231,8 +253,9 @@ class TemperatureControl:
         return TEMP_PPMS_TEXT[self.state_code(t)]
 
     def settled_at(self, t: float) -> float:
-        """Instrument time at which the current command reports Stable (may be < t)."""
-        return self._h.at(t).stable_at
+        """Instrument time at which the current command reports Stable (may be < t); during
+        an excursion not before its end."""
+        return max(self._h.at(t).stable_at, self._excursion_at(t)[1])
 
     @property
     def setpoint_K(self) -> float:

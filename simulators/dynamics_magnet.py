@@ -30,6 +30,7 @@ class _FieldProgram:
     segments: tuple          # of Segment, contiguous in time
     final_value: float
     final_code: int
+    serial: int = 0          # issue order of commands and quenches (ties in time)
 
     @property
     def done_at(self) -> float:
@@ -74,6 +75,8 @@ class Magnet:
         mode = PERSISTENT if initial_code == 1 else DRIVEN
         self._h = _History(_FieldProgram(-math.inf, 0.0, 100.0, LINEAR, mode, (), 0.0,
                                          initial_code))
+        self._quenches: tuple = ()        # (t, serial, state code) faults, see quench()
+        self._serial = 0
 
     def validate(self, field_Oe: float, rate_Oe_per_s: float, approach: int, mode: int):
         if not abs(field_Oe) <= self.max_field_Oe:
@@ -137,13 +140,35 @@ class Magnet:
         else:
             segs.append(Segment(tc, tc + FINAL_APPROACH_S, h, h, 5))
             final = 4
+        self._serial += 1
         self._h.add(t, _FieldProgram(t, float(field_Oe), float(rate_Oe_per_s), int(approach),
-                                     int(mode), tuple(segs), float(field_Oe), final))
+                                     int(mode), tuple(segs), float(field_Oe), final,
+                                     self._serial))
+
+    def quench(self, t: float, code: int) -> None:
+        """Fault (:mod:`.faults`): at ``t`` the field collapses to 0 and the magnet reads
+        ``code`` (a front end's quench / current-error code) until the next :meth:`set` after
+        ``t``, which starts from 0 Oe (a real QD magnet does not recover the field by itself).
+        Scheduled ahead and evaluated lazily; at equal times the later-issued one wins."""
+        self._serial += 1
+        self._quenches = self._quenches + ((float(t), self._serial, int(code)),)
+
+    def _quenches_after(self, prog: _FieldProgram):
+        return [q for q in self._quenches if q[:2] > (prog.t0, prog.serial)]
+
+    def _at(self, t: float) -> _FieldProgram:
+        """The program in force at ``t``: the latest command, unless a quench came after it."""
+        prog = self._h.at(t)
+        hit = max((q for q in self._quenches_after(prog) if q[0] <= t), default=None)
+        if hit is None:
+            return prog
+        return _FieldProgram(hit[0], prog.setpoint, prog.rate_Oe_per_s, prog.approach, prog.mode,
+                             (), 0.0, hit[2], hit[1])
 
     # -- read-outs ----------------------------------------------------------------------------
     def value(self, t: float) -> float:
         """True field at ``t``, Oe."""
-        return self._h.at(t).value(t)
+        return self._at(t).value(t)
 
     def reading(self, t: float) -> float:
         """Field reading at ``t`` (value plus time-keyed noise), Oe."""
@@ -151,7 +176,7 @@ class Magnet:
         return H + time_noise(self.seed, 2, t, 0.02 + 2e-6 * abs(H))
 
     def state_code(self, t: float) -> int:
-        return self._h.at(t).code(t)
+        return self._at(t).code(t)
 
     def state_text(self, t: float) -> str:
         return FIELD_TEXT[self.state_code(t)]
@@ -160,8 +185,12 @@ class Magnet:
         return FIELD_PPMS_TEXT[self.state_code(t)]
 
     def settled_at(self, t: float) -> float:
-        """Instrument time the current command ends Stable/Holding at its set point."""
-        return self._h.at(t).done_at
+        """Instrument time the current command ends Stable/Holding at its set point; a quench
+        after that command ends all motion at the quench time (so a quench scheduled for later
+        never keeps the clock running by itself)."""
+        prog = self._h.at(t)
+        quench = min((q[0] for q in self._quenches_after(prog)), default=math.inf)
+        return min(prog.done_at, quench)
 
     @property
     def setpoint_Oe(self) -> float:

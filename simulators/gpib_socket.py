@@ -10,7 +10,8 @@ A ``handler(command, args) -> str | None`` answers each command: a string is sen
 ``payload;\\n`` (the real controller ends replies with ``;`` plus EOI), ``None`` sends nothing
 (a write, as on GPIB where a write gets no reply). Several clients may connect at once; the
 handler must be thread-safe. ``stop()`` closes the listener and every connection and joins the
-threads.
+threads. :attr:`GpibSocketServer.faults` (:class:`.wire_faults.WireFaults`) garbles or
+withholds replies and drops/refuses connections when a fault is injected.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import re
 import socket
 import threading
 from typing import Callable, Optional
+
+from .wire_faults import WireFaults
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class GpibSocketServer:
         self._conns: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+        self.faults = WireFaults(self)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -72,7 +76,7 @@ class GpibSocketServer:
         sock.settimeout(_RECV_TIMEOUT_S)
         self._listener = sock
         self.host, self.port = sock.getsockname()[:2]
-        self._spawn(self._accept_loop, f"{self.name}-accept")
+        self._spawn(self._accept_loop, f"{self.name}-accept", sock)
         log.info("%s simulator listening on %s:%d", self.name, self.host, self.port)
         return self.host, self.port
 
@@ -83,6 +87,13 @@ class GpibSocketServer:
     def stop(self, timeout_s: float = 2.0) -> None:
         """Close the listener and every connection, then join the threads (idempotent)."""
         self._stop.set()
+        self._interrupt()
+        for t in list(self._threads):
+            if t is not threading.current_thread():
+                t.join(timeout_s)
+
+    def _interrupt(self) -> None:
+        """Close the listener (new connections are refused) and every connection."""
         if self._listener is not None:
             try:    # wakes a thread blocked in accept() at once (Linux)
                 self._listener.shutdown(socket.SHUT_RDWR)
@@ -96,19 +107,21 @@ class GpibSocketServer:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for t in list(self._threads):
-            if t is not threading.current_thread():
-                t.join(timeout_s)
+
+    def _resume(self) -> None:
+        """Listen again on the same port after :meth:`_interrupt` (not after stop())."""
+        if not self._stop.is_set():
+            self.start()
 
     def _spawn(self, target, name: str, *args) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
         t.start()
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
             try:
-                conn, addr = self._listener.accept()
+                conn, addr = listener.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -138,7 +151,7 @@ class GpibSocketServer:
                 for text in complete:
                     reply = self._answer(text)
                     if reply is not None:
-                        conn.sendall(format_reply(reply))
+                        self.faults.sender(conn.sendall)(format_reply(reply))
         except OSError as exc:
             log.debug("%s connection ended: %s", self.name, exc)
         finally:

@@ -51,7 +51,7 @@ class SimulatedLab:
 
     def __init__(self, *, speed: float = 1000.0, seed: int = 0, sample="mCB-Nd",
                  mass_mg: float = 20.0, data_dir, host: str = "127.0.0.1", port: int = 0,
-                 start_unix: float | None = None, ppms_port: int = 0):
+                 start_unix: float | None = None, ppms_port: int = 0, faults=None):
         self.speed, self.seed, self.mass_mg = float(speed), int(seed), float(mass_mg)
         self.sample_spec = sample
         self.data_dir = pathlib.Path(data_dir)
@@ -62,6 +62,8 @@ class SimulatedLab:
         self.ppms: PPMSSimulator | None = None
         self.pl: PLBench | None = None
         self.endpoints: dict | None = None
+        self.fault_script = faults          # FaultScript, list of fault dicts, or None
+        self.faults = None                  # the FaultInjector once started
         self._stopped = threading.Event()
 
     def start(self) -> dict:
@@ -98,6 +100,11 @@ class SimulatedLab:
             "pl": pl_endpoints,
             "speed": self.speed, "seed": self.seed, "sample": name,
         }
+        if self.fault_script is not None:
+            from .faults import FaultInjector, FaultScript
+            script = self.fault_script if isinstance(self.fault_script, FaultScript) \
+                else FaultScript.from_dicts(self.fault_script)
+            self.faults = FaultInjector.for_lab(self, script, seed=self.seed)
         return self.endpoints
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -105,6 +112,8 @@ class SimulatedLab:
         return self._stopped.wait(timeout_s)
 
     def stop(self) -> None:
+        if self.faults is not None:
+            self.faults.stop()
         if self.clock is not None:
             self.clock.stop()          # aborts waits (WAITFOR) so threads can end
         if self.mpms3 is not None:

@@ -14,6 +14,11 @@ Simulator extension (docs/architecture.md): ``SPINLIGHT_VSM``, ``SPINLIGHT_VSM_L
 point at the current T and H and replies ``"SPINLIGHT_AC Command Received,<Measurement
 Number>"``; its row fills the AC columns and leaves the VSM columns empty, as on a real MPMS3.
 VSM and AC points share one queue: one measurement at a time, one Measurement Number sequence.
+
+Faults (:mod:`.faults`): :meth:`MPMS3Simulator.inject_fault` takes ``temperature_excursion``
+and ``quench`` (state "Quenching", or "Current Error"); ``server.faults`` the wire faults
+(:mod:`.wire_faults`).
+No helium level: MultiPyVu 3.8.0 has no query for one.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from spinlight.instruments.qd_dat import DatWriter
 from .ac_measurement import AcEngine, sample_ac_model
 from .clock import VirtualClock
 from .dynamics import TEMP_MOVING_CODES, Chamber, LimitError, Magnet, TemperatureControl
+from .fault_kinds import CryostatFaults
 from .measurement_queue import MeasurementQueue
 from .mpms3_vsm import VsmEngine, status_columns
 from .multivu_protocol import MultiVuCommandError, MultiVuServer
@@ -48,7 +54,7 @@ def _num(x: float) -> str:
     return repr(float(round(x, 6)))
 
 
-class MPMS3Simulator:
+class MPMS3Simulator(CryostatFaults):
     """A simulated MPMS3 (temperature, driven magnet, chamber, VSM, AC option) on a virtual
     clock.
 
@@ -58,6 +64,8 @@ class MPMS3Simulator:
     ac preset named like the sample (looked up at the first ``SPINLIGHT_AC``). The ``.dat`` is
     written in ``data_dir``. Call :meth:`start_server` to serve it, :meth:`stop` to shut down.
     """
+
+    QUENCH_CODES = {"quench": 11, "current_error": 9}      # MultiVu "Quenching", "Current Error"
 
     def __init__(self, clock: VirtualClock, sample, *, mass_mg: float, data_dir,
                  seed: int = 0, title: str = "", ac_model=None):
@@ -285,7 +293,8 @@ class MPMS3Simulator:
                 with self.lock:
                     settled = self.settled_at(now, mask)
                 if not self._steady(now, mask):
-                    return max(settled, now)
+                    # A latched fault (quench) never settles: wait for a command's notify.
+                    return settled if settled > now else False
                 # Count the delay from when the instrument settled, not from when this thread
                 # happened to look, so waits do not depend on wall-clock scheduling.
                 done["at"] = max(t_start, min(now, settled))

@@ -25,11 +25,15 @@ import sys
 import threading
 from typing import Callable
 
+from .wire_faults import GARBLE, PASS, WireFaults, garble
+
 log = logging.getLogger(__name__)
 
 MULTIPYVU_VERSION = "3.8.0"
 SOCKET_RETRIES = 3
 TIMEOUT_LENGTH_S = 1.0
+#: Server-control actions: answered by the server itself, never affected by reply faults.
+CONTROL_ACTIONS = ("START", "ALIVE", "STATUS", "CLOSE", "EXIT")
 _RECV_TIMEOUT_S = 0.5     # poll granularity of connection threads (lets stop() be prompt)
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
@@ -137,6 +141,7 @@ class MultiVuServer:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
+        self.faults = WireFaults(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -148,13 +153,20 @@ class MultiVuServer:
         sock.settimeout(_RECV_TIMEOUT_S)
         self._listener = sock
         self.host, self.port = sock.getsockname()[:2]
-        self._spawn(self._accept_loop, "multivu-accept")
+        self._spawn(self._accept_loop, "multivu-accept", sock)
         log.info("MultiVu %s simulator listening on %s:%d", self.flavor, self.host, self.port)
         return self.host, self.port
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Close the listener and every connection; join the threads."""
         self._stop.set()
+        self._interrupt()
+        for t in list(self._threads):
+            if t is not threading.current_thread():
+                t.join(timeout_s)
+
+    def _interrupt(self) -> None:
+        """Close the listener (new connections are refused) and every connection."""
         if self._listener is not None:
             try:    # wakes a thread blocked in accept() at once (Linux)
                 self._listener.shutdown(socket.SHUT_RDWR)
@@ -165,9 +177,11 @@ class MultiVuServer:
             conns = list(self._conns)
         for c in conns:
             c.close()
-        for t in list(self._threads):
-            if t is not threading.current_thread():
-                t.join(timeout_s)
+
+    def _resume(self) -> None:
+        """Listen again on the same port after :meth:`_interrupt` (not after stop())."""
+        if not self._stop.is_set():
+            self.start()
 
     @property
     def running(self) -> bool:
@@ -187,10 +201,10 @@ class MultiVuServer:
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
         t.start()
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
             try:
-                sock, addr = self._listener.accept()
+                sock, addr = listener.accept()
             except socket.timeout:
                 continue
             except OSError:
@@ -226,6 +240,12 @@ class MultiVuServer:
         request = {k: request.get(k, "") for k in ("id", "action", "query", "result")}
         conn.send(request, "confirmed")
         response, close_after = self._run(conn, dict(request))
+        if response["action"] not in CONTROL_ACTIONS:
+            mode, rng = self.faults.decide()
+            if mode == GARBLE:
+                response["result"] = garble(str(response["result"]), rng)
+            elif mode != PASS:           # withheld (timeout) or dropped: never answered
+                return bool(close_after)
         for _attempt in range(SOCKET_RETRIES):
             conn.send(response, "completed")
             if self._await_confirmation(conn, response["id"]):
@@ -253,7 +273,7 @@ class MultiVuServer:
         addr = str(conn.addr)
         if action == "START":
             with self._lock:
-                taken = any(c.read_write for c in self._conns if c is not conn)
+                taken = any(c.read_write for c in self._conns if c is not conn and not c.closed)
                 if not taken:
                     conn.read_write = True
             if taken:

@@ -41,6 +41,9 @@ Simulator extension: ``SPINLIGHT_ERR?``, ``SPINLIGHT_DATAFILE?`` (path of :attr:
 measurement engine attaches there; it may raise :class:`PPMSCommandError` / ``ValueError``,
 reported like built-in errors).
 
+Faults (:mod:`.faults`): :meth:`PPMSSimulator.inject_fault` takes ``temperature_excursion``,
+``quench`` (magnet nibble 8) and ``helium_low``; ``server.faults`` the wire faults.
+
 The ``.dat`` file: :attr:`datafile` is chosen at construction (unique name in ``data_dir``) but
 created only by :meth:`open_datafile` (BYAPP ``ACMS II``), so a PPMS used for temperature and
 field only leaves no empty file; ``DatFollower`` waits for a file that does not exist yet.
@@ -62,6 +65,7 @@ from .clock import VirtualClock
 from .ppms_acms import PpmsAcms
 from .dynamics import SWITCH_COOL_S, SWITCH_WARM_S, Chamber, LimitError, Magnet, \
     TemperatureControl
+from .fault_kinds import CryostatFaults
 from .gpib_socket import GpibSocketServer
 
 TEMPERATURE_LIMITS_K = (1.9, 350.0)
@@ -147,24 +151,43 @@ class HeliumLevel:
         self.boiloff, self.driven_extra = float(boiloff), float(driven_extra)
         self._t0, self._p0 = t, 0.0
         self._energised: list[tuple[float, float]] = []
+        self._scheduled: tuple = ()       # (t, serial, percent) level changes, see schedule()
+        self._serial = self._anchor_serial = 0
         self.refill(t, percent)
         self.meter_mode = LEVEL_CONTINUOUS
         self._read_t, self._read_v = t, self._p0
 
+    def schedule(self, t: float, percent: float) -> None:
+        """The level becomes ``percent`` at instrument time ``t`` (a fault or a planned refill,
+        :mod:`.faults`); applied lazily, superseded by a later-issued :meth:`refill`."""
+        self._check(percent)
+        self._serial += 1
+        self._scheduled = tuple(sorted(self._scheduled + ((float(t), self._serial,
+                                                           float(percent)),)))
+
     def percent(self, t: float) -> float:
-        t = max(t, self._t0)
-        used = self.boiloff * (t - self._t0)
-        used += self.driven_extra * sum(max(0.0, min(t, b) - max(self._t0, a))
+        t0, p0 = self._t0, self._p0
+        for ts, serial, ps in self._scheduled:   # the latest scheduled change since the anchor
+            if (ts, serial) > (self._t0, self._anchor_serial) and ts <= t:
+                t0, p0 = ts, ps
+        t = max(t, t0)
+        used = self.boiloff * (t - t0)
+        used += self.driven_extra * sum(max(0.0, min(t, b) - max(t0, a))
                                         for a, b in self._energised)
-        return max(0.0, self._p0 - used / 3600.0)
+        return max(0.0, p0 - used / 3600.0)
 
     def _anchor(self, t: float, percent: float) -> None:
-        self._t0, self._p0 = t, percent
+        self._serial += 1
+        self._t0, self._p0, self._anchor_serial = t, percent, self._serial
         self._energised = [(t, b) for _, b in self._energised if b > t]
 
-    def refill(self, t: float, percent: float) -> None:
+    @staticmethod
+    def _check(percent: float) -> None:
         if not 0.0 <= percent <= 100.0:
             raise ValueError(f"helium level = {percent!r} % is outside the allowed range 0-100 %")
+
+    def refill(self, t: float, percent: float) -> None:
+        self._check(percent)
         self._anchor(t, float(percent))
 
     def energise(self, t: float, until: float) -> None:
@@ -191,7 +214,7 @@ def _g(v: float) -> str:
     return f"{v:.7g}"
 
 
-class PPMSSimulator:
+class PPMSSimulator(CryostatFaults):
     """A simulated PPMS (temperature, persistent-switch magnet, chamber, rotator, helium).
 
     ``sample`` and ``mass_mg`` are kept for an ac measurement engine attached through
@@ -199,6 +222,9 @@ class PPMSSimulator:
     and falls by ``helium_boiloff_percent_per_h`` (+ ``helium_driven_extra_percent_per_h``
     while the magnet is energised) of instrument time; :meth:`refill` sets it.
     """
+
+    FAULT_KINDS = ("temperature_excursion", "quench", "helium_low")
+    QUENCH_CODES = {"quench": 8, "current_error": 8}        # the Model 6000 has one code
 
     def __init__(self, clock: VirtualClock, sample, *, mass_mg: float, data_dir,
                  seed: int = 0, title: str = "", helium_percent: float = 80.0,

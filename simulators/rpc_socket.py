@@ -46,6 +46,11 @@ class RpcServer:
     def port(self) -> int:
         return self._server.port
 
+    @property
+    def faults(self):
+        """Wire faults (garbled replies, timeouts, outages) of this server."""
+        return self._server.faults
+
     def start(self) -> tuple[str, int]:
         return self._server.start()
 

@@ -15,6 +15,9 @@ must be thread-safe across connections.
 This module uses the standard library's ``socketserver`` rather than the GPIB line server
 (:mod:`.gpib_socket`), whose framing (``;`` terminators, ``payload;\\n`` replies, one reply
 per command) does not fit serial instruments that echo and answer in several parts.
+
+:attr:`SerialSocketServer.faults` (:class:`.wire_faults.WireFaults`) garbles or withholds the
+output of a line, or drops and refuses connections, when a fault is injected.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 from typing import Callable
 
 from .clock import ClockStopped
+from .wire_faults import WireFaults
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,8 @@ class _Connection(socketserver.BaseRequestHandler):
                     log.warning("%s: dropping %d bytes without a terminator", owner.name, len(buf))
                     buf = b""
                 for raw in lines:
-                    owner.handler(raw.strip(b"\n").decode("latin-1"), conn.sendall)
+                    owner.handler(raw.strip(b"\n").decode("latin-1"),
+                                  owner.faults.sender(conn.sendall))
         except ClockStopped:
             log.debug("%s: clock stopped, closing connection", owner.name)
         except OSError as exc:
@@ -84,6 +89,7 @@ class SerialSocketServer:
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.faults = WireFaults(self)
 
     @property
     def url(self) -> str:
@@ -108,10 +114,17 @@ class SerialSocketServer:
     def stop(self, timeout_s: float = 2.0) -> None:
         """Stop accepting, close every connection, join the accept thread (idempotent)."""
         self.stopping = True
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._interrupt()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _interrupt(self) -> None:
+        """Close the listener (new connections are refused) and every connection."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
@@ -119,8 +132,11 @@ class SerialSocketServer:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+
+    def _resume(self) -> None:
+        """Listen again on the same port after :meth:`_interrupt` (not after stop())."""
+        if not self.stopping:
+            self.start()
 
 
 class SocketServed:
