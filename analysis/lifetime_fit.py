@@ -177,18 +177,22 @@ def _moment_tau(t, y, b0, t_ref, t_end) -> float:
 
 
 def _linear_start(model, theta, y, mask, free) -> np.ndarray:
-    """Amplitudes (and background if free) by non-negative weighted least squares."""
+    """Amplitudes (and background if free) by weighted least squares (non-negative for one
+    exponential; signed for several, so a rise can be started)."""
     n = model.n_exp
     cols = model.evaluate(theta)[1][mask][:, n:2 * n]          # ∂μ/∂A_i: unit-height shapes
     bfree = free[2 * n]
     design = np.column_stack([cols, np.ones(mask.sum())]) if bfree else cols
     target = y[mask] - (0.0 if bfree else theta[2 * n])
     w = 1.0 / np.sqrt(np.maximum(y[mask], 1.0))
-    coef, _ = nnls(design * w[:, None], target * w)
+    if n > 1:       # signed amplitudes: a rise term starts negative
+        coef = np.linalg.lstsq(design * w[:, None], target * w, rcond=None)[0]
+    else:
+        coef, _ = nnls(design * w[:, None], target * w)
     out = theta.copy()
-    out[n:2 * n] = np.where(coef[:n] > 0, coef[:n], 1e-3 * max(y[mask].max(), 1.0))
+    out[n:2 * n] = np.where(coef[:n] != 0, coef[:n], 1e-3 * max(y[mask].max(), 1.0))
     if bfree:
-        out[2 * n] = coef[n]
+        out[2 * n] = max(coef[n], 0.0)
     return out
 
 
@@ -218,7 +222,9 @@ def _run(make_model, n_exp, y, mask, t, free_tail, fixed_tail, tau0, method, p0,
         starts = [tuple(f * tau1 for f in fs) for fs in MULTI_STARTS[n_exp]]
     model = make_model(n_exp)
     free = np.array([True] * (2 * n_exp) + list(free_tail))
-    lower = np.array([math.log(width / 20.0)] * n_exp + [0.0] * (n_exp + 1)
+    # with 2-3 exponentials an amplitude may be negative: a rise (acceptor fed by a donor)
+    lower = np.array([math.log(width / 20.0)] * n_exp + [-np.inf if n_exp > 1 else 0.0] * n_exp
+                     + [0.0]
                      + [-0.1 * span_ns] * (len(free_tail) - 1))
     upper = np.array([math.log(1e3 * span_ns)] * n_exp + [np.inf] * (n_exp + 1)
                      + [0.1 * span_ns] * (len(free_tail) - 1))

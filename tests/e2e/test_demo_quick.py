@@ -1,4 +1,4 @@
-"""`spinlight demo --quick`: sweep-mode χT and isotherms on a simulator, stored and fitted."""
+"""`spinlight demo --quick --skip-pl`: sweep-mode χT and isotherms on a simulator, stored and fitted."""
 
 import json
 
@@ -7,7 +7,9 @@ from spinlight.cli import main
 
 def test_demo_quick_one_compound(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--quick", "--samples", "mCB-Yb", "--no-progress"]) == 0
+    # the photoluminescence part has its own test (test_pl_end_to_end.py)
+    assert main(["demo", "--out", str(out), "--quick", "--samples", "mCB-Yb", "--no-progress",
+                 "--skip-pl"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     cells = summary["compounds"]["mCB-Yb"]
     # quick sweep starts at 60 K: the Curie–Weiss window is empty, low-T values exist
