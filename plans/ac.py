@@ -9,8 +9,11 @@ carries the set index and the setpoints, so the analysis groups by set, never by
 measured temperatures.
 
 Like the dc plans: validation at call time, metadata in the start document, a checkpoint per
-point, and ``finalize_wrapper`` leaving every station with the field at zero and the
-temperature held.
+point, ``finalize_wrapper`` leaving every station with the field at zero and the temperature
+held, and ``resume_after``/``continues`` to continue an interrupted run (:mod:`.resume`): the
+points are the events of all ac streams in the plan's order (per set: each station in turn,
+its frequencies in order), a partly measured set is entered at its first remaining point, and
+events keep their set index and setpoints so the analysis merges both runs by set.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from spinlight.instruments import ppms as _ppms
 from spinlight.instruments.errors import check_choice, check_range
 
 from .checks import Checks
+from .resume import blocks_left, resume_md, validate_resume
 from .safety import qd_safe_state
 from .sample import as_sample, finite_list
 
@@ -159,6 +163,15 @@ class AcSets:
     settings: _Settings
     used: list
 
+    @property
+    def set_order(self) -> list[tuple[object, float]]:
+        """One set's points in event order: ``(station, frequency Hz)``."""
+        return [(s, f) for s in self.used for f in self.share[s.name]]
+
+    @property
+    def num_points(self) -> int:
+        return sum(len(v) for v in self.share.values()) * len(self.setpoints)
+
 
 #: (plan option, station range attribute, unit) of the settings every station must accept.
 _STATION_SETTINGS = (("amplitude_Oe", "amplitude_range_Oe", "Oe"),
@@ -181,13 +194,14 @@ def _axis(c: Checks, option: str, value, low: float, high: float, unit: str) -> 
 
 def validate_ac_sets(stations, *, temperature: tuple, field: tuple, frequencies_Hz,
                      amplitude_Oe, averaging_time_s, cycles, rate_K_per_min,
-                     field_rate_Oe_per_s) -> AcSets:
+                     field_rate_Oe_per_s, resume_after=0, continues=None) -> AcSets:
     """The checks every ac plan makes, pure (no device is touched).
 
     ``stations``: :class:`AcStation` or :class:`AcLimits` objects (their order is the
     frequency preference). ``temperature`` and ``field`` are ``(option name, value)``: a number
     for the fixed setpoint, a list for the scanned axis. Every station that gets frequencies
-    must accept the settings and every setpoint. Raises :class:`~.checks.PlanArgumentError` listing every
+    must accept the settings and every setpoint; ``resume_after`` must leave at least one
+    point (:mod:`.resume`). Raises :class:`~.checks.PlanArgumentError` listing every
     bad argument, each naming the option, the value, the instrument and its range.
     """
     c = Checks()
@@ -215,6 +229,8 @@ def validate_ac_sets(stations, *, temperature: tuple, field: tuple, frequencies_
             for label, v in values:
                 with c(option):
                     check_range(f"{label} (on {s.name})", v, *getattr(s, attr), unit)
+    validate_resume(c, resume_after=resume_after, continues=continues,
+                    num_points=sum(len(v) for v in share.values()) * len(temps) * len(fields))
     c.raise_if_any()
     setpoints = [(float(t), float(h)) for _, t in temps for _, h in fields]
     settings = _Settings(float(amplitude_Oe), float(averaging_time_s), cycles,
@@ -240,16 +256,14 @@ def validate_ac_temperature_scan(stations, *, temperatures_K, field_Oe, **option
                             field=("field_Oe", field_Oe), **options)
 
 
-def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md):
+def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md, resume_after=0,
+             continues=None):
     """The shared body: for each validated (T, H) setpoint move every station used and measure
-    its share of the frequencies."""
+    its share of the frequencies (after the first ``resume_after`` points of the full plan)."""
     share, settings, setpoints, used = sets.share, sets.settings, sets.setpoints, sets.used
-    temps = [t for t, _ in setpoints]
-    fields = [h for _, h in setpoints]
-    n_per_set = sum(len(v) for v in share.values())
     set_index = Signal(name="ac_set_index", value=0)
-    t_set = Signal(name="ac_temperature_setpoint_K", value=float(temps[0]))
-    h_set = Signal(name="ac_field_setpoint_Oe", value=float(fields[0]))
+    t_set = Signal(name="ac_temperature_setpoint_K", value=float(setpoints[0][0]))
+    h_set = Signal(name="ac_field_setpoint_Oe", value=float(setpoints[0][1]))
     plan_args = {"setpoints": [[float(t), float(h)] for t, h in setpoints],
                  "frequencies_Hz": {k: v for k, v in share.items()},
                  "amplitude_Oe": settings.amplitude_Oe, "averaging_time_s": settings.averaging_time_s,
@@ -262,7 +276,7 @@ def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md):
         "sample": sample.to_md(),
         "detectors": [s.detector.name for s in used],
         "motors": [dimension],
-        "num_points": int(n_per_set * len(setpoints)),
+        "num_points": sets.num_points - resume_after,
         "num_sets": len(setpoints),
         "ac_streams": [s.stream for s in used],
         "frequency_range_Hz": [min(min(v) for v in share.values()),
@@ -270,6 +284,7 @@ def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md):
         "hints": {"dimensions": [([f"{s.detector.name}_frequency_hz"], s.stream) for s in used]},
     }
     start_md.update(extra_md)
+    start_md.update(resume_md(resume_after, continues, sets.num_points))
     start_md.update(md or {})
 
     @bpp.run_decorator(md=start_md)
@@ -280,19 +295,20 @@ def _ac_sets(plan_name, sample, sets: AcSets, dimension: str, md, extra_md):
                               s.detector.amplitude_oe, settings.amplitude_Oe,
                               s.detector.averaging_s, settings.averaging_time_s,
                               s.detector.cycles, settings.cycles)
-        for k, (t, h) in enumerate(setpoints):
+        order = sets.set_order
+        for k, first in blocks_left([len(order)] * len(setpoints), resume_after):
+            t, h = setpoints[k]
             yield from bps.checkpoint()
             yield from bps.mv(set_index, k, t_set, float(t), h_set, float(h))
             moves = []
             for s in used:   # all stations approach the setpoint together
                 moves += [s.system.field, float(h), s.system.temperature, float(t)]
             yield from bps.mv(*moves)
-            for s in used:
-                for f in share[s.name]:
-                    yield from bps.checkpoint()
-                    yield from bps.mv(s.detector.frequency_hz, f)
-                    yield from bps.trigger_and_read([s.detector, s.system, set_index, t_set, h_set],
-                                                    name=s.stream)
+            for s, f in order[first:]:
+                yield from bps.checkpoint()
+                yield from bps.mv(s.detector.frequency_hz, f)
+                yield from bps.trigger_and_read([s.detector, s.system, set_index, t_set, h_set],
+                                                name=s.stream)
 
     def safe():
         for s in used:
@@ -314,41 +330,47 @@ def default_frequencies_Hz(f_min: float = 0.1, f_max: float = 10000.0, per_decad
 def ac_frequency_sweep(stations, sample, *, temperature_K: float, field_Oe: float,
                        frequencies_Hz, amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0,
                        cycles: int = 10, rate_K_per_min: float = 2.0,
-                       field_rate_Oe_per_s: float = 100.0, md: dict | None = None):
+                       field_rate_Oe_per_s: float = 100.0, resume_after: int = 0,
+                       continues: str | None = None, md: dict | None = None):
     """χ'(f), χ''(f) at one temperature (K) and one dc field (Oe)."""
     sample = as_sample(sample)
     sets = validate_ac_frequency_sweep(
         stations, temperature_K=temperature_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
         amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
+        resume_after=resume_after, continues=continues)
     return _ac_sets("ac_frequency_sweep", sample, sets, "frequency", md,
-                    {"temperature_K": float(temperature_K), "field_Oe": float(field_Oe)})
+                    {"temperature_K": float(temperature_K), "field_Oe": float(field_Oe)},
+                    resume_after, continues)
 
 
 def ac_field_scan(stations, sample, *, temperature_K: float, fields_Oe, frequencies_Hz,
                   amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0, cycles: int = 10,
                   rate_K_per_min: float = 2.0, field_rate_Oe_per_s: float = 100.0,
-                  md: dict | None = None):
+                  resume_after: int = 0, continues: str | None = None, md: dict | None = None):
     """χ''(f, H) at a fixed temperature: one frequency sweep per field of ``fields_Oe``, to
     find the field that slows the relaxation most."""
     sample = as_sample(sample)
     sets = validate_ac_field_scan(
         stations, temperature_K=temperature_K, fields_Oe=fields_Oe, frequencies_Hz=frequencies_Hz,
         amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
+        resume_after=resume_after, continues=continues)
     return _ac_sets("ac_field_scan", sample, sets, "field", md,
-                    {"temperature_K": float(temperature_K)})
+                    {"temperature_K": float(temperature_K)}, resume_after, continues)
 
 
 def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, frequencies_Hz,
                         amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0, cycles: int = 10,
                         rate_K_per_min: float = 2.0, field_rate_Oe_per_s: float = 100.0,
+                        resume_after: int = 0, continues: str | None = None,
                         md: dict | None = None):
     """χ''(f, T) at a fixed dc field: one frequency sweep per temperature, in the order given."""
     sample = as_sample(sample)
     sets = validate_ac_temperature_scan(
         stations, temperatures_K=temperatures_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
         amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s)
+        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
+        resume_after=resume_after, continues=continues)
     return _ac_sets("ac_temperature_scan", sample, sets, "temperature", md,
-                    {"field_Oe": float(field_Oe)})
+                    {"field_Oe": float(field_Oe)}, resume_after, continues)

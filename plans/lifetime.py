@@ -38,6 +38,7 @@ from spinlight.instruments.errors import check_choice, check_range
 from spinlight.instruments.laser import max_repetition_rate_hz
 
 from .pl import SLIT_RANGE_UM, mono_range_nm
+from .resume import check_continues
 from .safety import pl_safe_state
 from .sample import as_sample, finite_list
 
@@ -225,6 +226,11 @@ def _decay_run(plan_name, kind, fl, laser, tcspc, sample, *, emission_nm, s: Dec
     return (yield from bpp.run_wrapper(event(), md=start_md))
 
 
+def _continuation_md(continues, md) -> dict | None:
+    check_continues(continues)
+    return {**(md or {}), "continues": continues} if continues else md
+
+
 def _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s, emission_slit_um,
              intensity_permille) -> dict:
     _validate(peak_counts, max_acquisition_s, max_count_fraction, preview_s, emission_slit_um,
@@ -238,9 +244,12 @@ def instrument_response(fl, laser, tcspc, sample, *, expected_lifetime_ns, peak_
                         repetition_rate_hz=None, channels: int = 4096,
                         max_acquisition_s: float = 600.0, max_count_fraction: float = 0.01,
                         preview_s: float = 0.2, emission_slit_um: float = 500.0,
-                        intensity_permille: int = 100, md: dict | None = None):
+                        intensity_permille: int = 100, continues: str | None = None,
+                        md: dict | None = None):
     """The IRF: scatterer in the beam, emission monochromator at the laser wavelength, with
-    the repetition rate and channel width a decay of ``expected_lifetime_ns`` will use."""
+    the repetition rate and channel width a decay of ``expected_lifetime_ns`` will use.
+    ``continues`` (uid of an interrupted IRF run) is recorded; the IRF is measured whole."""
+    md = _continuation_md(continues, md)
     opts = _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s,
                     emission_slit_um, intensity_permille)
     s = _settings_for(laser, tcspc, expected_lifetime_ns, channels, repetition_rate_hz)
@@ -257,12 +266,16 @@ def lifetime_decay(fl, laser, tcspc, sample, *, emission_nm: float, expected_lif
                    repetition_rate_hz=None, channels: int = 4096,
                    max_acquisition_s: float = 3600.0, max_count_fraction: float = MAX_COUNT_FRACTION,
                    preview_s: float = 1.0, emission_slit_um: float = 1000.0,
-                   intensity_permille: int = 1000, md: dict | None = None):
+                   intensity_permille: int = 1000, continues: str | None = None,
+                   md: dict | None = None):
     """The luminescence decay at ``emission_nm`` (nm) after 375 nm pulses; returns its run uid.
 
     ``expected_lifetime_ns``: one lifetime or a list (ns; the longest sets the repetition
     rate); ``n_exp`` (default: how many were given) is passed to the streaming fit.
+    ``continues``: uid of an interrupted decay run; a decay is one event, so it is re-measured
+    whole and the new run records the link.
     """
+    md = _continuation_md(continues, md)
     opts = _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s,
                     emission_slit_um, intensity_permille)
     s = _settings_for(laser, tcspc, expected_lifetime_ns, channels, repetition_rate_hz)

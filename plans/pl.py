@@ -12,6 +12,10 @@ detector's saturation, which trips its high voltage) ends the scan with an error
 wavelength; the points already counted stay in the run. ``finalize_wrapper`` closes both shutters
 (and locks the laser, if one is given) on success, failure and abort.
 
+``resume_after``/``continues`` continue an interrupted spectrum (:mod:`.resume`): the
+continuation counts a new dark rate, puts the scanned monochromator straight on the first
+wavelength not yet measured and counts the rest, in the same order.
+
 Start documents carry ``start["spectrum"]`` (``scan``, ``wavelength_key``, ``signal_key``,
 ``fixed_nm``, ``dark_cps``) so the analysis finds its columns without knowing device names.
 """
@@ -25,6 +29,7 @@ import bluesky.preprocessors as bpp
 
 from spinlight.instruments.errors import check_range
 
+from .resume import check_continues, check_resume_after, resume_md
 from .safety import pl_safe_state
 from .sample import as_sample
 
@@ -94,8 +99,10 @@ def _raise_on_overload(fl, reading, where: str) -> None:
 
 
 def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths, gate_s,
-          excitation_slit_um, emission_slit_um, laser, md, extra_md):
+          excitation_slit_um, emission_slit_um, laser, md, extra_md, resume_after, continues):
     sample = as_sample(sample)
+    check_continues(continues)
+    todo = wavelengths[check_resume_after(resume_after, len(wavelengths)):]
     scan_axis, fixed_axis = scan_mono.wavelength, fixed_mono.wavelength
     plan_args = {"fixed_nm": fixed_nm, "start_nm": wavelengths[0], "stop_nm": wavelengths[-1],
                  "step_nm": abs(wavelengths[1] - wavelengths[0]) if len(wavelengths) > 1 else 0.0,
@@ -105,13 +112,13 @@ def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths
 
     def inner():
         yield from _prepare(fl, gate_s, excitation_slit_um, emission_slit_um)
-        yield from bps.mv(fixed_axis, fixed_nm, scan_axis, wavelengths[0])
+        yield from bps.mv(fixed_axis, fixed_nm, scan_axis, todo[0])
         dark = yield from dark_count_rate(fl)
         start_md = {
             "plan_name": plan_name, "plan_args": plan_args, "measurement": plan_name,
             "instrument": "FluoTime300", "sample": sample.to_md(),
             "detectors": [fl.counter.name], "motors": [scan_axis.name],
-            "num_points": len(wavelengths),
+            "num_points": len(todo),
             "spectrum": {"scan": "emission" if scan_mono is fl.emission else "excitation",
                          "wavelength_key": scan_axis.name,
                          "signal_key": fl.counter.count_rate_cps.name,
@@ -119,12 +126,13 @@ def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths
             "hints": {"dimensions": [([scan_axis.name], "primary")]},
         }
         start_md.update(extra_md)
+        start_md.update(resume_md(resume_after, continues, len(wavelengths)))
         start_md.update(md or {})
 
         @bpp.run_decorator(md=start_md)
         def run():
             yield from bps.mv(fl.lamp_shutter, "open", fl.detector_shutter, "open")
-            for nm in wavelengths:
+            for nm in todo:
                 yield from bps.checkpoint()
                 yield from bps.mv(scan_axis, nm)
                 reading = yield from bps.trigger_and_read([fl.counter, scan_axis, fixed_axis])
@@ -138,7 +146,8 @@ def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths
 
 def emission_spectrum(fl, sample, *, excitation_nm: float, start_nm: float, stop_nm: float,
                       step_nm: float, gate_s: float = 0.5, excitation_slit_um: float = 500.0,
-                      emission_slit_um: float = 1000.0, laser=None, md: dict | None = None):
+                      emission_slit_um: float = 1000.0, laser=None, resume_after: int = 0,
+                      continues: str | None = None, md: dict | None = None):
     """Emission counts (counts/s) vs emission wavelength (nm) at a fixed lamp excitation (nm).
 
     ``laser`` (optional) is locked again at the end, for benches where it shares the sample.
@@ -151,12 +160,14 @@ def emission_spectrum(fl, sample, *, excitation_nm: float, start_nm: float, stop
     return _scan("emission_spectrum", fl, sample, scan_mono=fl.emission, fixed_mono=fl.excitation,
                  fixed_nm=float(excitation_nm), wavelengths=wavelengths, gate_s=gate_s,
                  excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
-                 laser=laser, md=md, extra_md={"excitation_nm": float(excitation_nm)})
+                 laser=laser, md=md, extra_md={"excitation_nm": float(excitation_nm)},
+                 resume_after=resume_after, continues=continues)
 
 
 def excitation_spectrum(fl, sample, *, emission_nm: float, start_nm: float, stop_nm: float,
                         step_nm: float, gate_s: float = 0.5, excitation_slit_um: float = 500.0,
-                        emission_slit_um: float = 1000.0, laser=None, md: dict | None = None):
+                        emission_slit_um: float = 1000.0, laser=None, resume_after: int = 0,
+                        continues: str | None = None, md: dict | None = None):
     """Emission counts (counts/s) at a fixed emission wavelength (nm) vs lamp excitation (nm)."""
     check_range("emission_nm", emission_nm, *mono_range_nm(fl.emission), "nm (emission grating)")
     _check_settings(gate_s, excitation_slit_um, emission_slit_um)
@@ -167,4 +178,5 @@ def excitation_spectrum(fl, sample, *, emission_nm: float, start_nm: float, stop
     return _scan("excitation_spectrum", fl, sample, scan_mono=fl.excitation, fixed_mono=fl.emission,
                  fixed_nm=float(emission_nm), wavelengths=wavelengths, gate_s=gate_s,
                  excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
-                 laser=laser, md=md, extra_md={"emission_nm": float(emission_nm)})
+                 laser=laser, md=md, extra_md={"emission_nm": float(emission_nm)},
+                 resume_after=resume_after, continues=continues)

@@ -29,7 +29,7 @@ COMMON_TYPES = {"temperatures_K": NUMBERS, "fields_Oe": NUMBERS, "frequencies_Hz
                 "expected_lifetime_ns": NUMBER_OR_NUMBERS, "repetition_rate_hz": NUMBER,
                 "irf": STR}
 #: Keyword parameters that are never campaign options (the runner supplies them).
-NOT_OPTIONS = ("md",)
+NOT_OPTIONS = ("md", "resume_after", "continues", "resume_from_K")   # the runner sets these itself
 #: Keys of a ``[[measurements]]`` table that are not plan options.
 RESERVED = {"plan": STR, "sample": STR, "stations": STRS, "label": STR}
 #: Simulator preset families (sim mode: a sample's preset must have a model of this family).
