@@ -3,7 +3,9 @@
 Each :class:`Command` names its wire template, its parameters with validators next to them, and
 how to check or parse the reply, in the spirit of pymeasure's ``Instrument.control``. Arguments
 are validated before anything is sent; replies are parsed strictly and a mismatch raises
-:class:`InstrumentError` naming instrument, command and reply.
+:class:`~.retry.GarbledReply` (an :class:`InstrumentError`) naming instrument, command and reply.
+A driver given a :class:`~.retry.RetryPolicy` retries garbled replies and timeouts and
+reconnects a lost connection (see :mod:`.retry`); without one every fault is raised at once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import InstrumentError, check_choice, check_range
+from .errors import check_choice, check_range
+from .retry import GarbledReply, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -93,28 +96,44 @@ class Command:
 
 
 class Driver:
-    """Base class: sends declared commands over an injected transport."""
+    """Base class: sends declared commands over an injected transport.
+
+    ``retry`` (:class:`~.retry.RetryPolicy`, default none) wraps each :meth:`execute`: one
+    command, its reply check and (subclasses) its read-back are retried as a whole.
+    """
 
     instrument = "instrument"
 
-    def __init__(self, transport):
+    def __init__(self, transport, *, retry: RetryPolicy | None = None):
         self.transport = transport
+        self.retry = retry if retry is not None else RetryPolicy.none()
 
     def execute(self, cmd: Command, args: tuple = (), kwargs: dict | None = None):
         wire = cmd.encode(args, kwargs or {})  # validation happens here, before any I/O
+        return self.retrying(lambda: self._execute_once(cmd, wire, args, kwargs or {}), wire)
+
+    def retrying(self, op, command: str | None = None):
+        """``op()`` under this driver's retry policy (for operations made of several calls)."""
+        return self.retry.run(op, self.transport, self.instrument, command)
+
+    def _execute_once(self, cmd: Command, wire: str, args: tuple, kwargs: dict):
         if cmd.pattern is None:
             self.transport.write(wire)
             return None
-        reply = self.transport.query(wire)
-        match = cmd.pattern.fullmatch(reply.strip())
-        if match is None:
-            raise InstrumentError(self.instrument, wire, reply, f"unexpected reply (expected /{cmd.reply}/)")
-        if cmd.parse is None:
-            return match
-        try:
-            return cmd.parse(match)
-        except (ValueError, IndexError) as exc:
-            raise InstrumentError(self.instrument, wire, reply, f"cannot parse reply: {exc}") from exc
+        return parse_reply(self.instrument, cmd, wire, self.transport.query(wire))
 
     def close(self) -> None:
         self.transport.close()
+
+
+def parse_reply(instrument: str, cmd: Command, wire: str, reply: str):
+    """``cmd``'s parsed value of ``reply``; a mismatch is a :class:`~.retry.GarbledReply`."""
+    match = cmd.pattern.fullmatch(reply.strip())
+    if match is None:
+        raise GarbledReply(instrument, wire, reply, f"unexpected reply (expected /{cmd.reply}/)")
+    if cmd.parse is None:
+        return match
+    try:
+        return cmd.parse(match)
+    except (ValueError, IndexError) as exc:
+        raise GarbledReply(instrument, wire, reply, f"cannot parse reply: {exc}") from exc

@@ -11,7 +11,11 @@ client is :mod:`.rpc_backend`, shared with the HydraHarp. The serial alternative
 
 :class:`PicosecondLaser` signals: ``repetition_rate_hz``, ``intensity_permille``, ``mode``
 (``"pulsed"``/``"cw"``), ``wavelength_nm`` (config); ``soft_lock`` (True = locked, the default),
-``locked`` (soft lock or key/interlock) and ``emission`` (light leaves the head).
+``locked`` (soft lock or key/interlock), ``emission`` (light leaves the head) and
+``interlock_open`` (locked by the key switch / interlock, not by software: the Taiko's
+``PDLM_GetSystemStatus`` keylock and on/off-button bits, so it stays True while a pause has
+soft-locked the laser too; a driver without that status, e.g. the PiLas, reports "locked but
+not soft-locked").
 
 **Lock rule.** The laser is locked when the device is created and may be unlocked only by an
 acquisition: ``stage()`` unlocks and ``unstage()`` / ``stop()`` lock again; ``soft_lock.put(False)``
@@ -176,6 +180,11 @@ class PdlmLaserDriver:
     def get_locked(self) -> bool:
         return self._call("PDLM_GetLocked") != pq.PDLM_LASER_UNLOCKED
 
+    def get_interlock_open(self) -> bool:
+        """Hardware lock: key switch or on/off button (``PDLM_GetSystemStatus`` bits)."""
+        bits = pq.PDLM_DEVSTATE_KEYLOCK | pq.PDLM_DEVSTATE_LOCKED_BY_ON_OFF_BUTTON
+        return bool(int(self._call("PDLM_GetSystemStatus")) & bits)
+
 
 class _Setting(Signal):
     """A laser setting: ``set``/``put`` validate through the device first, then send."""
@@ -243,6 +252,7 @@ class PicosecondLaser(Device):
     soft_lock = Cpt(_SoftLock, value=True, kind="normal")
     locked = Cpt(Signal, value=True, kind="normal")
     emission = Cpt(Signal, value=False, kind="normal")
+    interlock_open = Cpt(Signal, value=False, kind="omitted")
 
     def __init__(self, *args, driver, **kwargs):
         self.driver = driver
@@ -282,14 +292,18 @@ class PicosecondLaser(Device):
         self.update_lock_state()
 
     def update_lock_state(self) -> None:
-        """Publish soft lock, overall lock and emission (what the monitor polls)."""
+        """Publish soft lock, overall lock, emission and interlock (what the monitor polls)."""
         soft, locked = self.driver.get_soft_lock(), self.driver.get_locked()
+        hardware = getattr(self.driver, "get_interlock_open", None)
+        interlock = hardware() if hardware is not None else (locked and not soft)
         self.soft_lock.cache(soft)
         self.locked.put(locked)
         self.emission.put(not locked)
+        self.interlock_open.put(bool(interlock))
 
     def start_monitor(self, interval_s: float = 1.0) -> None:
-        """Poll the lock state in the background so suspenders can watch ``locked``."""
+        """Poll the lock state in the background so suspenders can watch ``locked`` and
+        ``interlock_open`` (a failed poll reports locked, and leaves ``interlock_open``)."""
         interval = check_range("interval_s", interval_s, 0.01, 3600.0, "s")
         self._monitor_stop.set()
         self._monitor_stop = stop = threading.Event()

@@ -1,32 +1,110 @@
 """The interlock monitor shared by the QD systems: a background thread that keeps the state
 signals (temperature / magnet state, helium level ...) current so suspenders can subscribe to
-them — pyvisa and MultiVu devices produce no events unless someone polls."""
+them — pyvisa and MultiVu devices produce no events unless someone polls.
+
+Signals every monitored system has (besides its own, e.g. the PPMS ``helium_level``):
+
+- ``connected`` (bool): False after a monitoring round failed with a lost connection, True
+  again after a round succeeded (after a reconnection). The monitor polls under the driver's
+  :class:`~.retry.RetryPolicy` in :meth:`~.retry.RetryPolicy.no_backoff` mode: it takes part
+  in the outage's reconnection schedule without ever sleeping.
+- ``reconnect_failed`` (bool): the connection is down *and* the policy has given up (its last
+  reconnection attempt failed, or it never reconnects); published before ``connected``.
+- ``magnet_fault`` (bool): the magnet state, from any reading (monitor or a moving field's
+  poller), is one of the field axis' ``fault_states`` (quench, current error, ...).
+- ``temperature_deviation_K`` (K): ``|T - setpoint|`` once the temperature has been reported
+  stable within the axis tolerance of the setpoint this client last sent; 0 before that (no
+  setpoint sent yet, or approaching a new one: ramps and sweeps never count as deviations).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 
+from ophyd import Component as Cpt
+from ophyd import Device, Signal
+
+from .errors import ConnectionLost
+
 log = logging.getLogger(__name__)
 
 
-class MonitorMixin:
-    """For an Ophyd ``Device`` with a ``monitor_interval_s`` signal, a ``driver`` and a
+class MonitorMixin(Device):
+    """Base of a QD system Device with ``temperature`` and ``field`` axes, a ``driver`` and a
     ``refresh()``: one monitoring round is :meth:`_monitor_once` (default ``refresh()``;
     override to skip axes that are moving); ``start_monitor``/``stop_monitor``/``close``."""
+
+    monitor_interval_s = Cpt(Signal, value=1.0, kind="omitted")
+    connected = Cpt(Signal, value=True, kind="omitted")
+    reconnect_failed = Cpt(Signal, value=False, kind="omitted")
+    magnet_fault = Cpt(Signal, value=False, kind="omitted")
+    temperature_deviation_K = Cpt(Signal, value=0.0, kind="omitted")
 
     _monitor: threading.Thread | None = None
     _monitor_stop: threading.Event | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deviation_lock = threading.Lock()
+        self._t_setpoint: float | None = None
+        self._t_reached = False
+        self.temperature.setpoint.subscribe(self._on_temperature_setpoint, run=False)
+        self.temperature.readback.subscribe(self._on_temperature, run=False)
+        self.field.state.subscribe(self._on_magnet_state, run=False)
+
+    # -- derived interlock signals ---------------------------------------------------------
+    def _on_temperature_setpoint(self, value, **kwargs) -> None:
+        with self._deviation_lock:
+            self._t_setpoint, self._t_reached = float(value), False
+        self._on_temperature()
+
+    def _on_temperature(self, *args, **kwargs) -> None:
+        axis = self.temperature
+        value, state = axis.readback.get(), axis.state.get()
+        with self._deviation_lock:
+            sp = self._t_setpoint
+            if sp is not None and state in axis.done_states and abs(value - sp) <= axis._tolerance(sp):
+                self._t_reached = True
+            deviation = abs(value - sp) if sp is not None and self._t_reached else 0.0
+        self.temperature_deviation_K.put(deviation)
+
+    def _on_magnet_state(self, value, **kwargs) -> None:
+        self.magnet_fault.put(value in self.field.fault_states)
+
+    # -- monitoring -----------------------------------------------------------------------
     def _monitor_once(self) -> None:
         self.refresh()
+
+    @property
+    def monitoring(self) -> bool:
+        return self._monitor is not None and self._monitor.is_alive()
+
+    def poll_once(self) -> bool:
+        """One monitoring round; publishes ``reconnect_failed`` and ``connected``. Returns
+        whether the instrument answered (other errors are logged, the state kept)."""
+        policy = self.driver.retry
+        try:
+            with policy.no_backoff():
+                self._monitor_once()
+            ok = True
+        except ConnectionLost as exc:   # reported on the fault hook by the retry policy
+            log.debug("%s monitor: %s", self.name, exc)
+            ok = False
+        except Exception:  # noqa: BLE001 - a failed poll must not end the monitor
+            log.warning("%s monitor: query failed", self.name, exc_info=True)
+            return self.connected.get()
+        gave_up = policy.reconnect_attempts == 0 or policy.gave_up(self.driver.transport)
+        self.reconnect_failed.put(not ok and gave_up)
+        self.connected.put(ok)
+        return ok
 
     def start_monitor(self, interval_s: float | None = None) -> None:
         if interval_s is not None:
             if not interval_s > 0:
                 raise ValueError(f"interval_s={interval_s!r} must be > 0 s")
             self.monitor_interval_s.put(float(interval_s))
-        if self._monitor is not None and self._monitor.is_alive():
+        if self.monitoring:
             return
         self._monitor_stop = threading.Event()
         self._monitor = threading.Thread(target=self._monitor_loop, args=(self._monitor_stop,),
@@ -42,10 +120,7 @@ class MonitorMixin:
 
     def _monitor_loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            try:
-                self._monitor_once()
-            except Exception:  # noqa: BLE001 - a failed poll must not end the monitor
-                log.warning("%s monitor: query failed", self.name, exc_info=True)
+            self.poll_once()
             stop.wait(self.monitor_interval_s.get())
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ class WavelengthAxis(QDAxis):
 
     def stop(self, *, success: bool = False) -> None:
         was_moving = self._moving
-        self._stop_event.set()
+        self.signal_stop(success)
         if was_moving:
             try:
                 nm = self.driver.stop_move()

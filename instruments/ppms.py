@@ -5,6 +5,7 @@ drivers). Replies end with ``;`` (stripped here, whatever the transport's termin
 argument is validated before anything is sent. Set commands get no reply on GPIB, so each
 setting is read back (``TEMP?``, ``FIELD?``, ``CHAMBER?``) and a mismatch raises
 :class:`InstrumentError`: a controller that silently refused a setting is caught at once.
+With a :class:`~.retry.RetryPolicy` a set command and its read-back are retried together.
 Readings come from ``GETDAT? <mask>`` (:meth:`PPMSDriver.getdat`); the status word packs four
 nibbles decoded by :func:`decode_status`.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 from .commands import Choice, Command, Driver, Param
 from .errors import InstrumentError
+from .retry import GarbledReply
 from .mpms3 import CHAMBER_MODE as _MULTIVU_CHAMBER_MODE
 from .mpms3 import FIELD_APPROACH, MAGNET_MODE, NUMBER, TEMPERATURE_APPROACH, _whole_cycles
 
@@ -219,17 +221,18 @@ class PPMSDriver(Driver):
                         doc="Simulator: (instrument time Unix s, speed factor)")
 
     # -- execution ------------------------------------------------------------------------
-    def execute(self, cmd: Command, args: tuple = (), kwargs: dict | None = None):
+    def _execute_once(self, cmd: Command, wire: str, args: tuple, kwargs: dict):
+        """One try: send, check the reply, read a setting back (retried as a whole)."""
         try:
-            result = super().execute(cmd, args, kwargs)
+            result = super()._execute_once(cmd, wire, args, kwargs)
         except InstrumentError as exc:
             reply = (exc.reply or "").strip().rstrip(";")
-            if reply.upper().startswith("ERROR"):
+            if reply.upper().startswith("ERROR"):   # a refusal: never retried
                 raise InstrumentError(self.instrument, exc.command, exc.reply,
                                       f"the controller refused the command: {reply}") from exc
             raise
         if isinstance(cmd, SetCommand) and cmd.readback:
-            self._verify(cmd.encode(args, kwargs or {}), cmd.readback)
+            self._verify(wire, cmd.readback)
         return result
 
     def _verify(self, wire: str, readback: str) -> None:
@@ -242,8 +245,8 @@ class PPMSDriver(Driver):
         except ValueError:
             got = None
         if got is None or len(got) != len(sent):
-            raise InstrumentError(self.instrument, readback, reply,
-                                  f"cannot read back the setting of {wire!r}")
+            raise GarbledReply(self.instrument, readback, reply,
+                               f"cannot read back the setting of {wire!r}")
         if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=0.006) for a, b in zip(sent, got)):
             raise InstrumentError(self.instrument, wire, reply,
                                   f"setting not applied: {readback} reads {text!r}")
@@ -253,12 +256,15 @@ class PPMSDriver(Driver):
         """``GETDAT? mask`` as ``{"timestamp": s, "status": PPMSStatus, "temperature": K,
         "field": Oe, ...}`` (keys from :data:`GETDAT_BITS`). The timestamp is the controller's
         clock in seconds (opaque on a real PPMS; instrument Unix time on the simulator)."""
+        return self.retrying(lambda: self._getdat_once(mask), f"GETDAT? {mask}")
+
+    def _getdat_once(self, mask: int) -> dict:
         echoed, values = self.getdat_raw(mask)
         bits = [b for b in range(30) if int(mask) >> b & 1]
         reply = ",".join([str(echoed)] + [repr(v) for v in values])
         if echoed != int(mask) or len(values) != 1 + len(bits):
-            raise InstrumentError(self.instrument, f"GETDAT? {int(mask)}", reply,
-                                  f"expected mask {int(mask)} and {1 + len(bits)} values")
+            raise GarbledReply(self.instrument, f"GETDAT? {int(mask)}", reply,
+                               f"expected mask {int(mask)} and {1 + len(bits)} values")
         out = {"timestamp": values[0]}
         for b, v in zip(bits, values[1:]):
             out[_BIT_NAMES[b]] = v
@@ -266,8 +272,8 @@ class PPMSDriver(Driver):
             try:
                 out["status"] = decode_status(out["status"])
             except ValueError as exc:
-                raise InstrumentError(self.instrument, f"GETDAT? {int(mask)}", reply,
-                                      str(exc)) from exc
+                raise GarbledReply(self.instrument, f"GETDAT? {int(mask)}", reply,
+                                   str(exc)) from exc
         return out
 
     def get_status(self) -> PPMSStatus:

@@ -6,8 +6,11 @@ move ends on "stable"; a field move ends on "persistent stable" when ``field.mag
 "driven stable" when it is ``"driven"``. ``stop()`` holds temperature and field where they are.
 
 A background monitor (one ``GETDAT? 7`` and one ``LEVEL?`` per interval) keeps
-``helium_level`` (%), ``temperature_state``, ``magnet_state`` and ``chamber_state`` current so
-suspenders can subscribe to them; GPIB devices produce no events unless someone polls.
+``helium_level`` (%), ``temperature_state``, ``magnet_state`` and ``chamber_state`` current, and
+with them :mod:`.monitor`'s ``connected``, ``magnet_fault`` and ``temperature_deviation_K``, so
+suspenders can subscribe to them; GPIB devices produce no events unless someone polls. The
+driver retries garbled replies and timeouts and reconnects a lost link under a
+:class:`~.retry.RetryPolicy` (default ``RetryPolicy()``).
 ``connect_ppms(resource)`` builds it over pyvisa (``GPIB0::15::INSTR`` in the lab,
 ``TCPIP0::127.0.0.1::PORT::SOCKET`` against the simulator).
 """
@@ -17,12 +20,13 @@ from __future__ import annotations
 import logging
 
 from ophyd import Component as Cpt
-from ophyd import Device, Signal
+from ophyd import Signal
 
 from .mpms3_device import _ChamberSignal
 from .ppms import GETDAT_BITS, PPMSDriver
 from .monitor import MonitorMixin
 from .qd_axis import FieldAxis, TemperatureAxis
+from .retry import RetryPolicy
 from .transports import VisaTransport
 
 log = logging.getLogger(__name__)
@@ -45,7 +49,7 @@ class PPMSFieldAxis(FieldAxis):
     fault_states = frozenset({"current error", "failure"})
 
 
-class PPMS(MonitorMixin, Device):
+class PPMS(MonitorMixin):
     """Quantum Design PPMS: ``temperature`` (K) and ``field`` (Oe) positioners."""
 
     temperature = Cpt(PPMSTemperatureAxis, kind="hinted")
@@ -56,7 +60,6 @@ class PPMS(MonitorMixin, Device):
     temperature_state = Cpt(Signal, value="", kind="omitted")
     magnet_state = Cpt(Signal, value="", kind="omitted")
     chamber_state = Cpt(Signal, value="", kind="omitted")
-    monitor_interval_s = Cpt(Signal, value=1.0, kind="omitted")
 
     def __init__(self, *args, driver: PPMSDriver, **kwargs):
         self.driver = driver
@@ -98,16 +101,19 @@ class PPMS(MonitorMixin, Device):
 
 
 def connect_ppms(resource: str, *, timeout_s: float = 5.0, name: str = "ppms",
-                 monitor_interval_s: float | None = 1.0, backend: str = "@py") -> PPMS:
+                 monitor_interval_s: float | None = 1.0, backend: str = "@py",
+                 retry: RetryPolicy | None = None) -> PPMS:
     """Open ``resource`` with pyvisa (``"\\n"`` read and write termination) and build the
     device; reads everything once and starts the interlock monitor every
     ``monitor_interval_s`` (``None``: no monitor). ``backend`` ``"@py"`` is pyvisa-py; use
-    ``""`` for the system VISA library (NI-VISA for a GPIB card)."""
+    ``""`` for the system VISA library (NI-VISA for a GPIB card). ``retry``: the driver's
+    :class:`~.retry.RetryPolicy` (default ``RetryPolicy()``)."""
     if not timeout_s > 0:
         raise ValueError(f"timeout_s={timeout_s!r} must be > 0 s")
     transport = VisaTransport(resource, name=name, read_termination="\n",
                               write_termination="\n", timeout_s=timeout_s, backend=backend)
-    ppms = PPMS(name=name, driver=PPMSDriver(transport))
+    ppms = PPMS(name=name, driver=PPMSDriver(transport,
+                                             retry=RetryPolicy() if retry is None else retry))
     try:
         ppms.refresh(force=True)
         if monitor_interval_s is not None:

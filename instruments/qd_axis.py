@@ -98,8 +98,12 @@ class QDAxis(Device):
                 # Checked after the reading too: the hold that stop() sends may already have
                 # settled, and that must not pass for the end of the stopped move.
                 if stop.is_set():
-                    status.set_exception(InstrumentError(self.parent.driver.instrument, None, None,
-                                                         f"{self.name} move to {target} stopped"))
+                    if getattr(stop, "success", False):   # a pause/suspension: re-issued later
+                        status.set_finished()
+                    else:
+                        status.set_exception(InstrumentError(
+                            self.parent.driver.instrument, None, None,
+                            f"{self.name} move to {target} stopped"))
                     return
                 if state in self.fault_states:
                     status.set_exception(InstrumentError(self.parent.driver.instrument, None, state,
@@ -120,9 +124,15 @@ class QDAxis(Device):
         finally:
             self._moving = False
 
+    def signal_stop(self, success: bool) -> None:
+        """End the pending move's status: finished for ``success`` (the RunEngine pausing for
+        a suspender, which re-issues the move on resume), failed otherwise."""
+        self._stop_event.success = bool(success)
+        self._stop_event.set()
+
     def stop(self, *, success: bool = False) -> None:
         was_moving = self._moving
-        self._stop_event.set()
+        self.signal_stop(success)
         if was_moving:
             try:
                 value, _ = self._query()

@@ -71,7 +71,10 @@ def test_magnet_fault_fails_the_status():
         st.wait(5)
 
 
-def test_stop_holds_temperature():
+@pytest.mark.parametrize("success", [False, True])
+def test_stop_holds_temperature(success):
+    """stop() holds the temperature; the pending move fails, except for stop(success=True)
+    (the RunEngine suspending: it re-issues the move on resume, so the status finishes)."""
     gate = threading.Event()
 
     class Slow(TranscriptTransport):
@@ -92,9 +95,13 @@ def test_stop_holds_temperature():
         if len(dev.driver.transport.sent) >= 2:
             break
         threading.Event().wait(0.001)
-    dev.temperature.stop()
-    with pytest.raises(Exception):
+    dev.temperature.stop(success=success)
+    if success:
         st.wait(5)
+        assert st.success
+    else:
+        with pytest.raises(Exception):
+            st.wait(5)
     assert dev.driver.transport.sent[-1] == "TEMP 149.5,10.0,0"
     assert dev.temperature.setpoint.get() == 149.5
 
