@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from .commands import Command, Driver, Param
+from .commands import Command, Driver, Param, parse_reply
 from .errors import InstrumentError, InstrumentTimeout, check_choice, check_range
 
 NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+))"
@@ -156,18 +156,10 @@ class ActonDriver(Driver):
     def execute(self, cmd: Command, args: tuple = (), kwargs: dict | None = None, *,
                 wait_s: float | None = None):
         """Validate, send, read up to ``ok`` (at most ``wait_s`` s more for a blocking
-        move), then parse the reply strictly."""
+        move), then parse the reply strictly (a mismatch raises :class:`~.retry.GarbledReply`)."""
         wire = cmd.encode(args, kwargs or {})   # validation happens here, before any I/O
-        reply = self._exchange(wire, wait_s)
-        match = cmd.pattern.fullmatch(reply.strip())
-        if match is None:
-            raise InstrumentError(self.instrument, wire, reply, f"unexpected reply (expected /{cmd.reply}/)")
-        if cmd.parse is None:
-            return None
-        try:
-            return cmd.parse(match)
-        except (ValueError, IndexError) as exc:
-            raise InstrumentError(self.instrument, wire, reply, f"cannot parse reply: {exc}") from exc
+        value = parse_reply(self.instrument, cmd, wire, self._exchange(wire, wait_s))
+        return None if cmd.parse is None else value
 
     @staticmethod
     def _complete(line: str) -> bool:

@@ -9,7 +9,14 @@ path for reading:
   never dropped; rows already in the file at ``stage()`` belong to earlier work);
 - ``request`` (simulator): ``trigger()`` asks for one measurement through a documented
   simulator extension (the subclass's :meth:`DatRowDetector._request`) and completes when the
-  row with that ``Measurement Number`` appears.
+  row with that ``Measurement Number`` appears. Rows numbered below it were requested by
+  earlier triggers and are dropped; rows numbered above it stay queued for later triggers.
+
+**Pause and suspension.** The RunEngine calls :meth:`DatRowDetector.pause` when it pauses or
+suspends; the pending trigger is then ended (its status *finished*: after the rewind to the
+last checkpoint the RunEngine waits only on the replayed trigger, whereas a failed status
+would fail the run) and its thread stops, so it cannot take the replayed trigger's row. The
+row it had requested is never published: it was measured across the interruption.
 
 Subclasses say which rows are theirs (:meth:`_accepts`), how to request one and what to publish
 (:meth:`_publish_row`); the base publishes temperature, field, instrument time and measurement
@@ -26,6 +33,7 @@ import time
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import DeviceStatus
+from ophyd.utils import InvalidState
 
 from .errors import InstrumentTimeout, check_choice
 from .qd_dat import AC_ALIASES, DatFollower
@@ -81,6 +89,8 @@ class DatRowDetector(Device):
         self._follower: DatFollower | None = None
         self._queue: collections.deque = collections.deque()
         self._lock = threading.Lock()
+        self._pending: list[tuple[DeviceStatus, int | None]] = []   # triggers not yet done
+        self._abandoned: set[int] = set()    # numbers requested by triggers ended by pause()
 
     # -- subclass hooks ------------------------------------------------------------------
     def _accepts(self, row: dict) -> bool:
@@ -104,7 +114,7 @@ class DatRowDetector(Device):
 
     def _pull(self) -> None:
         for row in self._follower.poll():
-            if self._accepts(row):
+            if self._accepts(row) and row_number(row, "Measurement Number") not in self._abandoned:
                 self._queue.append(row)
 
     def stage(self):
@@ -130,6 +140,7 @@ class DatRowDetector(Device):
             self._ensure_follower()
             self._pull()
             number = self._request() if self.mode.get() == "request" else None
+            self._pending.append((status, number))
         threading.Thread(target=self._wait_row, args=(status, number, timeout), daemon=True,
                          name=f"{self.name}-trigger").start()
         return status
@@ -137,8 +148,10 @@ class DatRowDetector(Device):
     def _wait_row(self, status: DeviceStatus, number: int | None, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         try:
-            while not status.done:
+            while True:
                 with self._lock:
+                    if not any(s is status for s, _ in self._pending):
+                        return          # ended by pause(): its row is not ours to take
                     self._pull()
                     row = self._take(number)
                 if row is not None:
@@ -153,13 +166,37 @@ class DatRowDetector(Device):
         except Exception as exc:
             if not status.done:
                 status.set_exception(exc)
+        finally:
+            with self._lock:
+                self._pending = [p for p in self._pending if p[0] is not status]
+
+    def pause(self) -> None:
+        """RunEngine pause or suspension: end the pending trigger(s) and stop their threads
+        (see the module docstring); the rewound plan triggers again."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._abandoned.update(n for _, n in pending if n is not None)
+            self._queue = collections.deque(          # a row may already be queued
+                r for r in self._queue
+                if row_number(r, "Measurement Number") not in self._abandoned)
+        for status, _ in pending:
+            if not status.done:
+                try:
+                    status.set_finished()   # ignored by the RunEngine after its rewind
+                except InvalidState:
+                    pass                    # the thread finished it meanwhile
+        super().pause()
 
     def _take(self, number: int | None):
         if number is None:
             return self._queue.popleft() if self._queue else None
-        while self._queue:  # request mode: our row is the one with our measurement number
-            row = self._queue.popleft()
+        # request mode: our row carries our number; lower ones were requested before ours
+        # (never taken), higher ones belong to later triggers and stay queued
+        while self._queue and row_number(self._queue[0], "Measurement Number") < number:
+            self._queue.popleft()
+        for i, row in enumerate(self._queue):
             if row_number(row, "Measurement Number") == number:
+                del self._queue[i]
                 return row
         return None
 

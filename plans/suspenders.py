@@ -33,12 +33,15 @@ running (``start_monitor``; checked here) and so must the laser's lock monitor.
 after it; if a point's event was already saved there, it would be stored again. :func:`install`
 therefore also adds :func:`checkpoint_after_save` to the RunEngine's preprocessors: a checkpoint
 right after every ``save`` (and ``open_run``/``close_run``), so a replay re-measures only the
-point that was interrupted, never one already stored.
+point that was interrupted, never one already stored. A suspender's request reaches the
+RunEngine a few messages after it tripped, so it can land between a ``save`` and that next
+checkpoint message; :func:`install` therefore also makes ``save`` itself take the checkpoint in
+the same step (:func:`_saving_checkpoint`), leaving no such window.
 
-**Limits** (fixes belong to the devices): a suspension while a QD temperature or field move is
-in progress fails the run, because ``QDAxis`` fails its move on ``stop(success=True)`` (and on a
-fault state, before the quench suspender can act); and a suspension shorter than the measurement
-it interrupted can leave two ``DatRowDetector`` triggers taking each other's rows.
+**Limits**: a QD temperature or field move interrupted by a suspension is held and re-issued
+on resume (``QDAxis`` finishes its move on ``stop(success=True)``), and a ``.dat``-row detector
+ends its pending trigger on ``pause()``; but a quench *during* a field ramp fails the move (a
+fault state) before the quench suspender can act.
 """
 
 from __future__ import annotations
@@ -174,18 +177,34 @@ def checkpoint_after_save(plan):
     return (yield from bpp.plan_mutator(plan, insert))
 
 
+def _saving_checkpoint(RE):
+    """A ``save`` command for ``RE`` that takes a checkpoint as soon as the event is emitted,
+    with no await in between (where a suspension could land and replay the saved point).
+    Inside a region made non-rewindable with ``clear_checkpoint`` it does nothing more."""
+    async def save(msg):
+        response = await RE._save(msg)
+        RE._reset_checkpoint_state()
+        return response
+    save.checkpoints = True
+    return save
+
+
 def install(RE, suspenders) -> None:
-    """Install ``suspenders`` on ``RE`` and add :func:`checkpoint_after_save` to its
-    preprocessors (once)."""
+    """Install ``suspenders`` on ``RE``, add :func:`checkpoint_after_save` to its
+    preprocessors (once) and make its ``save`` take a checkpoint."""
     for s in suspenders:
         RE.install_suspender(s)
     if checkpoint_after_save not in RE.preprocessors:
         RE.preprocessors.append(checkpoint_after_save)
+    if not getattr(RE._command_registry.get("save"), "checkpoints", False):
+        RE.register_command("save", _saving_checkpoint(RE))
 
 
 def remove(RE, suspenders) -> None:
-    """Undo :func:`install` for ``suspenders`` (the preprocessor goes when none is left)."""
+    """Undo :func:`install` for ``suspenders`` (the preprocessor and the ``save`` command go
+    when none is left)."""
     for s in suspenders:
         RE.remove_suspender(s)
     if not RE.suspenders and checkpoint_after_save in RE.preprocessors:
         RE.preprocessors.remove(checkpoint_after_save)
+        RE.register_command("save", RE._save)

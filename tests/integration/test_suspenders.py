@@ -38,8 +38,8 @@ SPEED = 200.0                      # instrument s per wall s: a fault of 100 s l
 POLICY = dict(retries=2, reconnect_attempts=4, reconnect_backoff_s=0.2)   # budget 1.4 s
 FREQS = [10.0, 30.0, 100.0, 300.0, 1000.0]
 FIELDS = [1000.0, 1100.0, 1200.0, 1300.0]
-# >= the longest point (60 instrument s): the interrupted measurement ends before the replay
-# requests it again (DatRowDetector: two pending triggers can take each other's rows)
+# wall s before a cleared suspender resumes (a shorter wait is tested separately: the
+# .dat-row detector ends its interrupted trigger on pause())
 RESUME_WAIT_S = 0.3
 SAMPLE = Sample(name="Dy-SMM", mass_mg=20.0, molar_mass_g_per_mol=1000.0)
 
@@ -194,6 +194,59 @@ def test_ppms_fault_suspends_then_the_sweep_completes_once_each(ppms_lab, kind):
         assert third["ppms_field"] == pytest.approx(1000.0, abs=1.0)
         assert abs(third["ppms_temperature"] - 295.0) < 0.5
         assert not ppms.magnet_fault.get() and ppms.helium_level.get() > 30.0
+        assert_ppms_safe(ppms)
+    finally:
+        s.close()
+        ppms.close()
+
+
+def test_a_suspension_shorter_than_the_ac_point_it_interrupts_replays_that_point_once(ppms_lab):
+    """The interrupted measurement is still running when the replay asks for the point again:
+    pause() ends the abandoned trigger, whose row is never published, and the replayed
+    trigger takes its own row (no hang until the detector timeout)."""
+    from spinlight.instruments.qd_dat import read_dat
+
+    ppms, station = ppms_station(ppms_lab)
+    det = station.detector
+    det.timeout_s.put(20.0)                      # a hang fails in 20 s, not 900 s
+    s = Session(ppms_lab)
+    install(s.RE, campaign_suspenders([ppms], temperature_band_K=0.5, resume_wait_s=0.05))
+    # 100 Hz with 30 s averaging: a 91 instrument s point; the suspension lasts ~25 s
+    during_third_point(s, station, lambda now: FaultScript().at(
+        "temperature_excursion", now + 2.0, target="ppms", duration_s=10.0, delta_K=3.0))
+    inject, triggers, written_at_replay = s.RE.msg_hook, [], []
+
+    def hook(msg):
+        if msg.command == "trigger" and msg.obj is det:
+            triggers.append(msg)
+            if len(triggers) == 4:               # the replay of the third point
+                written_at_replay.extend(
+                    int(r["Measurement Number"]) for r in read_dat(det.datafile.get()).rows)
+        inject(msg)
+    s.RE.msg_hook = hook
+    published = []
+    det.measurement_number.subscribe(lambda value, **kw: published.append(value), run=False)
+    try:
+        t0 = time.monotonic()
+        s.RE(ac_frequency_sweep([station], SAMPLE, temperature_K=295.0, field_Oe=1000.0,
+                                frequencies_Hz=FREQS, averaging_time_s=30.0, cycles=2,
+                                rate_K_per_min=20.0))
+        wall_s = time.monotonic() - t0
+        events = assert_all_points_once(s)
+        (note,) = interruptions(s)
+        assert "temperature more than 0.5 K" in note
+        numbers = [e["data"]["ppms_ac_measurement_number"] for e in events]
+        abandoned = numbers[1] + 1
+        assert numbers == [numbers[0], numbers[1], abandoned + 1, abandoned + 2, abandoned + 3]
+        assert len(triggers) == 6
+        # the abandoned point was still being measured when the replay was triggered ...
+        assert numbers[1] in written_at_replay and abandoned not in written_at_replay
+        all_rows = [int(r["Measurement Number"]) for r in read_dat(det.datafile.get()).rows]
+        assert abandoned in all_rows                 # ... and was written, but never used
+        assert published == numbers
+        assert wait_for(lambda: not any(t.name == f"{det.name}-trigger" and t.is_alive()
+                                        for t in threading.enumerate()), 2.0)
+        assert wall_s < 15.0
         assert_ppms_safe(ppms)
     finally:
         s.close()
