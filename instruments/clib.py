@@ -22,7 +22,15 @@ A library is a table ``{function name: (parameter specs in C order)}``:
 Every function returns an ``int``: 0 (or positive) means success, negative an error code. A
 backend's ``call(fn, args)`` takes the ``In`` values in C order and returns ``(ret, outs)``
 with the ``Out``/``OutStr``/``OutArray`` values in C order. :class:`VendorLibrary` turns a
-negative code into :class:`~.errors.InstrumentError` carrying the library's own error text.
+negative code into :class:`LibraryError` carrying the library's own error text.
+
+**Faults** (socket backends only). With a :class:`~.retry.RetryPolicy` (default none) each
+call is retried after a garbled reply or a timeout and reconnected after a lost connection. A
+lost reply means the call *was* executed, so a call is repeated alone only if that is harmless
+(setters send absolute values, getters read); those of :attr:`VendorLibrary.not_retried`
+raise :class:`NotRetried` instead (unless the backend raised :class:`RequestNotSent`: never
+executed, so resent). Drivers repeat them inside :meth:`VendorLibrary.retrying`, a unit of
+calls designed to be repeated whole (e.g. stop, clear, start again).
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ import operator
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol, Sequence
+from functools import partial
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .errors import InstrumentError, check_range
+from .errors import ConnectionLost, InstrumentError, InstrumentTimeout, check_range
+from .retry import GarbledReply, RetryPolicy
 
 _INTEGER_CTYPES = (ctypes.c_int, ctypes.c_uint, ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64,
                    ctypes.c_uint64, ctypes.c_long, ctypes.c_ulong)
@@ -93,6 +103,26 @@ class InOutLen:
 
 OUTPUTS = (Out, OutStr, OutArray)
 FunctionTable = Mapping[str, Sequence]
+#: ``{function: reason(input args) -> why it must not be repeated, or None}``
+RetryTable = Mapping[str, Callable[[list], "str | None"]]
+
+
+class LibraryError(InstrumentError):
+    """The library returned a negative code (``code``); a refusal, never retried."""
+
+    def __init__(self, instrument: str, command: str, code: int, message: str):
+        super().__init__(instrument, command, str(code), message)
+        self.code = code
+
+
+class RequestNotSent(ConnectionLost):
+    """The connection failed before the request was complete on the wire: the library never
+    saw the call, so sending it again is safe whatever it does."""
+
+
+class NotRetried(InstrumentError):
+    """A call that is not safe to repeat was interrupted (garbled or lost reply, connection
+    lost after sending): it may or may not have been executed, so it is not repeated."""
 
 
 def check_int(name: str, value, low: float, high: float, unit: str = "") -> int:
@@ -136,14 +166,17 @@ class Backend(Protocol):
 
 
 class VendorLibrary:
-    """Base of :class:`~.harp.HarpLib` and :class:`~.laser.LaserLib`.
+    """Base of :class:`~.harp.HarpLib` and :class:`~.pdlm.LaserLib`.
 
-    Subclasses set ``functions`` (the table), ``instrument`` (a name for errors) and implement
-    :meth:`error_text`. One Python method per C function is generated, with the C name:
-    ``lib.HH_SetSyncDiv(0, 8)``; it returns None, the single output, or a tuple of outputs.
+    Subclasses set ``functions`` (the table), ``instrument`` (a name for errors),
+    ``not_retried`` (see the module docstring) and implement :meth:`error_text`. One Python
+    method per C function is generated, with the C name: ``lib.HH_SetSyncDiv(0, 8)``; it
+    returns None, the single output, or a tuple of outputs. ``retry``: the
+    :class:`~.retry.RetryPolicy` of every call (default none: faults are raised at once).
     """
 
     functions: FunctionTable = {}
+    not_retried: RetryTable = {}
     instrument = "library"
 
     def __init_subclass__(cls, **kwargs):
@@ -152,10 +185,13 @@ class VendorLibrary:
             if fname not in cls.__dict__:
                 setattr(cls, fname, _method(fname, spec))
 
-    def __init__(self, backend: Backend, *, name: str | None = None):
+    def __init__(self, backend: Backend, *, name: str | None = None,
+                 retry: RetryPolicy | None = None):
         self.backend = backend
         self.name = name or self.instrument
+        self.retry = retry if retry is not None else RetryPolicy.none()
         self.lock = threading.RLock()   # one caller at a time, as with a USB device
+        self._units = threading.local()
 
     def call(self, fn: str, *args):
         spec = self.functions.get(fn)
@@ -166,15 +202,54 @@ class VendorLibrary:
             raise TypeError(f"{c_signature(fn, spec)} takes {len(ins)} input argument(s), "
                             f"got {len(args)}")
         values = [p.coerce(a) for p, a in zip(ins, args)]
+        what = f"{fn}{tuple(values)}"
+        rule = self.not_retried.get(fn)
+        reason = rule(values) if rule is not None and not getattr(self._units, "depth", 0) else None
+        op = partial(self._call_once, fn, values, what) if reason is None else \
+            partial(self._call_not_repeated, fn, values, what, reason)
+        return self.retry.run(op, self.backend, self.name, what)
+
+    def _call_once(self, fn: str, values: list, what: str):
         with self.lock:
             ret, outs = self.backend.call(fn, values)
             if ret < 0:
                 text = self.error_text(ret)
-                raise InstrumentError(self.name, f"{fn}{tuple(values)}", str(ret),
-                                      f"{fn} returned {ret}: {text}")
+                raise LibraryError(self.name, what, ret, f"{fn} returned {ret}: {text}")
         if not outs:
             return None
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _call_not_repeated(self, fn: str, values: list, what: str, reason: str):
+        try:
+            return self._call_once(fn, values, what)
+        except RequestNotSent:
+            raise                      # never reached the library: the policy may resend it
+        except (GarbledReply, InstrumentTimeout, ConnectionLost) as exc:
+            raise NotRetried(self.name, what, exc.reply,
+                             f"{fn} was interrupted ({exc.message}) and is not retried: "
+                             f"{reason}") from exc
+
+    def retrying(self, op: Callable[[], object], command: str, *,
+                 before_retry: Callable[[], object] | None = None):
+        """``op()`` (several calls) as one unit under the retry policy: its calls run once
+        each, even those in :attr:`not_retried`, and a fault repeats the whole unit, after
+        ``before_retry()`` (e.g. stop what a lost call may have started). ``op`` must be
+        safe to repeat that way; say why where it is defined."""
+        attempts = 0
+
+        def attempt():
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and before_retry is not None:
+                before_retry()
+            return op()
+
+        depth = getattr(self._units, "depth", 0)
+        self._units.depth = depth + 1
+        try:
+            return self.retry.run(attempt, self.backend, self.name, command)
+        finally:
+            self._units.depth = depth
 
     def error_text(self, code: int) -> str:
         """The library's text for error ``code`` (subclasses call its error function)."""

@@ -117,11 +117,16 @@ class DatRowDetector(Device):
             if self._accepts(row) and row_number(row, "Measurement Number") not in self._abandoned:
                 self._queue.append(row)
 
-    def stage(self):
+    def follow_from_now(self) -> None:
+        """Forget queued rows and follow the file from its current end (before a sweep starts
+        logging, so its first rows are not mistaken for earlier work)."""
         with self._lock:
             self._follower = None
             self._queue.clear()
             self._ensure_follower()
+
+    def stage(self):
+        self.follow_from_now()
         return super().stage()
 
     def pending_rows(self) -> int:

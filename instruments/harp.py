@@ -15,9 +15,29 @@ minus the pointer outputs, which are returned (see :mod:`.clib`)::
     lib.HH_SetSyncDiv(0, 8)
     counts = lib.HH_GetHistogram(0, 0, 0)        # dev, channel, clear -> 65536 uint32
 
-A negative return code raises :class:`~.errors.InstrumentError` whose message carries the
+A negative return code raises :class:`~.clib.LibraryError` whose message carries the
 library's own text from ``HH_GetErrorString``. The library checks nothing in Python: range
 checks belong to the driver (:mod:`.tcspc`), which validates *before* calling.
+
+Over the socket backend, with a :class:`~.retry.RetryPolicy`, every call is repeated after a
+garbled or lost reply (it was executed; only the answer was lost) except those of
+:data:`HH_NOT_RETRIED`, which raise :class:`~.clib.NotRetried` instead:
+
+- ``HH_OpenDevice``: the lost call may have opened the device, and a second one then fails
+  (``HH_ERROR_DEVICE_BUSY``); :meth:`.tcspc.TCSPCDriver.open` repeats its whole sequence after
+  ``HH_CloseDevice``.
+- ``HH_StartMeas``: a measurement may have started; :meth:`.tcspc.TCSPCDriver.start` repeats
+  ``HH_StopMeas``, ``HH_ClearHistMem``, ``HH_StartMeas``, so the memory holds one
+  measurement, never a lost or a doubled one.
+- ``HH_GetHistogram`` with ``clear=1``: the library cleared the memory before the reply was
+  lost; a repeat would return the emptied memory, so those counts are gone (``clear=0``, what
+  the driver uses, reads without side effect and is repeated).
+
+Everything else is idempotent: setters (``SetSyncDiv``, ``SetBinning``, ``SetOffset`` ...)
+send absolute values, getters read, ``Initialize`` resets to the same state, ``ClearHistMem``,
+``StopMeas`` and ``CloseDevice`` leave the same state when repeated. A reconnection needs no
+re-opening: the device's state (open, initialised, settings, a running measurement) belongs to
+the device (the simulator), not to the connection.
 
 The ctypes backend cannot be exercised without a HydraHarp and its library; its ``argtypes``
 come from the same table the other backends use and are unit-tested, and its marshalling is
@@ -71,6 +91,16 @@ HH_FUNCTIONS = {
     "HH_GetWarningsText": (_DEV, OutStr(16384), In(c_int)),
 }
 
+#: Calls never repeated on their own (see the module docstring): fn -> reason(args) or None.
+HH_NOT_RETRIED = {
+    "HH_OpenDevice": lambda args: "the lost call may have opened the device (a repeat fails "
+                                  "HH_ERROR_DEVICE_BUSY); TCSPCDriver.open() reopens it cleanly",
+    "HH_StartMeas": lambda args: "a measurement may have started; TCSPCDriver.start() stops, "
+                                 "clears and starts it again",
+    "HH_GetHistogram": lambda args: "with clear=1 the memory was cleared before the reply was "
+                                    "lost: those counts are gone" if args[2] else None,
+}
+
 #: Library file names tried by :class:`CtypesHarpBackend`, in order.
 LIBRARY_NAMES = (("hhlib64.dll", "hhlib.dll") if sys.platform == "win32"
                  else ("libhh400.so", "hhlib.so"))
@@ -80,6 +110,7 @@ class HarpLib(VendorLibrary):
     """HHLib 3.0: ``HH_*`` methods generated from :data:`HH_FUNCTIONS`."""
 
     functions = HH_FUNCTIONS
+    not_retried = HH_NOT_RETRIED
     instrument = "hydraharp"
 
     def error_text(self, code: int) -> str:

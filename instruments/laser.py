@@ -5,8 +5,8 @@ Family chosen for the PicoQuant library: **Taiko PDL M1** (``PDLM_Lib``, ``PDLMU
 instruments.md §4.1): its repetition rate is set in Hz (``PDLM_SetFrequency``), the intensity in
 per mille (``PDLM_SetPulsePowerPermille``) and the soft lock directly (``PDLM_SetSoftLock``),
 which map one-to-one onto the device's signals (the Sepia II SLM takes a frequency *index*).
-:class:`LaserLib` follows :mod:`.clib` (ctypes / socket-RPC / transcript backends); the RPC
-client is :mod:`.rpc_backend`, shared with the HydraHarp. The serial alternative is
+The library and its driver (:class:`LaserLib`, :class:`PdlmLaserDriver`, their retry
+semantics) are in :mod:`.pdlm`, re-exported here. The serial alternative is
 :class:`~.pilas.PiLasDriver` (re-exported here), opened by :func:`connect_pilas`.
 
 :class:`PicosecondLaser` signals: ``repetition_rate_hz``, ``intensity_permille``, ``mode``
@@ -16,6 +16,13 @@ client is :mod:`.rpc_backend`, shared with the HydraHarp. The serial alternative
 ``PDLM_GetSystemStatus`` keylock and on/off-button bits, so it stays True while a pause has
 soft-locked the laser too; a driver without that status, e.g. the PiLas, reports "locked but
 not soft-locked").
+
+**Monitor.** ``start_monitor`` polls the lock state in the background (suspenders watch
+``interlock_open``) and, like the QD systems' monitor (:mod:`.monitor`, whose ``poll_once`` it
+shares), publishes ``connected`` (False after a round failed with a lost connection, True
+after one succeeded) and ``reconnect_failed`` (down and the driver's
+:class:`~.retry.RetryPolicy` has given up); it polls in the policy's ``no_backoff`` mode. A
+failed round reports the laser locked (no emission).
 
 **Lock rule.** The laser is locked when the device is created and may be unlocked only by an
 acquisition: ``stage()`` unlocks and ``unstage()`` / ``stop()`` lock again; ``soft_lock.put(False)``
@@ -34,44 +41,26 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
-from ctypes import c_float, c_int, c_uint32
 
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 
-from . import picoquant_defs as pq
-from .clib import (BufLen, CtypesBackend, In, InOutLen, Out, OutStr, TranscriptBackend,
-                   VendorLibrary, check_int, load_library)
-from .errors import check_choice, check_range
+from .errors import check_range
+from .monitor import MonitorMixin
+from .pdlm import (LIBRARY_NAMES, MODES, PDLM_FUNCTIONS, PDLM_NOT_RETRIED, CtypesLaserBackend,
+                   LaserLib, PdlmLaserDriver, SocketRpcLaserBackend, TranscriptLaserBackend)
 from .pilas import PiLasDriver
-from .rpc_backend import SocketRpcBackend
+from .retry import RetryPolicy
 from .transports import SerialTransport
 
-_IDX = In(c_int)
+__all__ = ["PicosecondLaser", "connect_taiko", "connect_pilas", "max_repetition_rate_hz",
+           "LIFETIME_PERIODS", "PiLasDriver",
+           # the Taiko library and driver, from .pdlm
+           "LaserLib", "PdlmLaserDriver", "CtypesLaserBackend", "SocketRpcLaserBackend",
+           "TranscriptLaserBackend", "PDLM_FUNCTIONS", "PDLM_NOT_RETRIED", "LIBRARY_NAMES",
+           "MODES"]
 
-#: PDLM_Lib functions (``PDLMUser.h``).
-PDLM_FUNCTIONS = {
-    "PDLM_GetLibraryVersion": (OutStr(32), BufLen(32)),
-    "PDLM_DecodeError": (In(c_int), OutStr(256), InOutLen(256)),
-    "PDLM_OpenDevice": (_IDX, OutStr(16)),
-    "PDLM_CloseDevice": (_IDX,),
-    "PDLM_GetLHWavelength": (_IDX, Out(c_float)),                        # nm
-    "PDLM_GetFrequencyLimits": (_IDX, Out(c_uint32), Out(c_uint32)),     # Hz
-    "PDLM_SetFrequency": (_IDX, In(c_uint32)),
-    "PDLM_GetFrequency": (_IDX, Out(c_uint32)),
-    "PDLM_SetPulsePowerPermille": (_IDX, In(c_uint32)),
-    "PDLM_GetPulsePowerPermille": (_IDX, Out(c_uint32)),
-    "PDLM_SetLaserMode": (_IDX, In(c_uint32)),                           # 0 CW, 1 pulse
-    "PDLM_GetLaserMode": (_IDX, Out(c_uint32)),
-    "PDLM_SetSoftLock": (_IDX, In(c_uint32)),                            # 1 locked
-    "PDLM_GetSoftLock": (_IDX, Out(c_uint32)),
-    "PDLM_GetLocked": (_IDX, Out(c_uint32)),                             # any lock
-    "PDLM_GetSystemStatus": (_IDX, Out(c_uint32)),
-}
-LIBRARY_NAMES = ("PDLM_Lib.dll", "pdlm_lib.dll") if sys.platform == "win32" else ("libpdlm.so",)
-MODES = {"cw": pq.PDLM_LASER_MODE_CW, "pulsed": pq.PDLM_LASER_MODE_PULSE}
 #: Default lifetimes per laser period for the repetition-rate rule (timing.md: 5-10).
 LIFETIME_PERIODS = 5.0
 
@@ -81,109 +70,6 @@ def max_repetition_rate_hz(lifetime_ns: float, periods: float = LIFETIME_PERIODS
     tau = check_range("lifetime_ns", lifetime_ns, 1e-3, 1e9, "ns")
     n = check_range("lifetime_periods", periods, 1.0, 1000.0)
     return 1e9 / (n * tau)
-
-
-class LaserLib(VendorLibrary):
-    """PDLM_Lib: ``PDLM_*`` methods generated from :data:`PDLM_FUNCTIONS`."""
-
-    functions = PDLM_FUNCTIONS
-    instrument = "taiko"
-
-    def error_text(self, code: int) -> str:
-        return self._error_text_via("PDLM_DecodeError", code)
-
-
-class CtypesLaserBackend(CtypesBackend):
-    """The real PDLM_Lib through ctypes (Windows DLL; ``path`` overrides the name)."""
-
-    def __init__(self, path: str | None = None):
-        super().__init__(load_library([path] if path else LIBRARY_NAMES), PDLM_FUNCTIONS)
-
-
-class SocketRpcLaserBackend(SocketRpcBackend):
-    """PDLM calls sent to the laser simulator (newline JSON RPC, :mod:`.rpc_backend`)."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str = "taiko-rpc",
-                 timeout_s: float = 5.0, connect: bool = True):
-        super().__init__(host, port, name=name, timeout_s=timeout_s, connect=connect)
-
-
-class TranscriptLaserBackend(TranscriptBackend):
-    """Expected ``(fn, args, ret, outs)`` calls for unit tests."""
-
-
-class PdlmLaserDriver:
-    """A Taiko PDL M1 through :class:`LaserLib`: the interface :class:`PicosecondLaser` uses
-    (shared with :class:`PiLasDriver`). Values are validated before any call."""
-
-    modes = ("pulsed", "cw")
-
-    def __init__(self, lib: LaserLib, *, usb_index: int = 0):
-        self.lib = lib
-        self.instrument = lib.name
-        self.usb_index = check_int("usb_index", usb_index, pq.PDLM_USB_INDEX_MIN, pq.PDLM_USB_INDEX_MAX)
-        self.serial = ""
-        self.wavelength_nm = math.nan
-        self.frequency_limits_hz = (1.0, 1e8)
-
-    def _call(self, fn: str, *args):
-        return getattr(self.lib, fn)(self.usb_index, *args)
-
-    def open(self) -> "PdlmLaserDriver":
-        self.serial = self._call("PDLM_OpenDevice")
-        self.wavelength_nm = float(self._call("PDLM_GetLHWavelength"))
-        low, high = self._call("PDLM_GetFrequencyLimits")
-        self.frequency_limits_hz = (float(low), float(high))
-        return self
-
-    def close(self) -> None:
-        try:
-            self._call("PDLM_CloseDevice")
-        finally:
-            self.lib.close()
-
-    def check_repetition_rate_hz(self, hz) -> int:
-        return check_int("repetition_rate_hz", hz, *self.frequency_limits_hz, "Hz")
-
-    def set_repetition_rate_hz(self, hz) -> None:
-        self._call("PDLM_SetFrequency", self.check_repetition_rate_hz(hz))
-
-    def get_repetition_rate_hz(self) -> float:
-        return float(self._call("PDLM_GetFrequency"))
-
-    def check_intensity_permille(self, permille) -> int:
-        return check_int("intensity_permille", permille, pq.PDLM_PERMILLE_MIN, pq.PDLM_PERMILLE_MAX,
-                     "per mille")
-
-    def set_intensity_permille(self, permille) -> None:
-        self._call("PDLM_SetPulsePowerPermille", self.check_intensity_permille(permille))
-
-    def get_intensity_permille(self) -> int:
-        return int(self._call("PDLM_GetPulsePowerPermille"))
-
-    def check_mode(self, mode) -> str:
-        return check_choice("mode", mode, self.modes)
-
-    def set_mode(self, mode) -> None:
-        self._call("PDLM_SetLaserMode", MODES[self.check_mode(mode)])
-
-    def get_mode(self) -> str:
-        code = self._call("PDLM_GetLaserMode")
-        return {v: k for k, v in MODES.items()}.get(code, f"code {code}")
-
-    def set_soft_lock(self, locked: bool) -> None:
-        self._call("PDLM_SetSoftLock", pq.PDLM_LASER_LOCKED if locked else pq.PDLM_LASER_UNLOCKED)
-
-    def get_soft_lock(self) -> bool:
-        return self._call("PDLM_GetSoftLock") != pq.PDLM_LASER_UNLOCKED
-
-    def get_locked(self) -> bool:
-        return self._call("PDLM_GetLocked") != pq.PDLM_LASER_UNLOCKED
-
-    def get_interlock_open(self) -> bool:
-        """Hardware lock: key switch or on/off button (``PDLM_GetSystemStatus`` bits)."""
-        bits = pq.PDLM_DEVSTATE_KEYLOCK | pq.PDLM_DEVSTATE_LOCKED_BY_ON_OFF_BUTTON
-        return bool(int(self._call("PDLM_GetSystemStatus")) & bits)
 
 
 class _Setting(Signal):
@@ -253,12 +139,15 @@ class PicosecondLaser(Device):
     locked = Cpt(Signal, value=True, kind="normal")
     emission = Cpt(Signal, value=False, kind="normal")
     interlock_open = Cpt(Signal, value=False, kind="omitted")
+    connected = Cpt(Signal, value=True, kind="omitted")
+    reconnect_failed = Cpt(Signal, value=False, kind="omitted")
 
     def __init__(self, *args, driver, **kwargs):
         self.driver = driver
         super().__init__(*args, **kwargs)
         self.acquiring = False
         self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
         self.driver.set_soft_lock(True)       # default: locked
         self.refresh()
 
@@ -301,22 +190,41 @@ class PicosecondLaser(Device):
         self.emission.put(not locked)
         self.interlock_open.put(bool(interlock))
 
+    #: one monitoring round (connected, reconnect_failed), shared with the QD monitors
+    poll_once = MonitorMixin.poll_once
+
+    def _monitor_once(self) -> None:
+        try:
+            self.update_lock_state()
+        except Exception:       # a failed poll reports locked
+            self.locked.put(True)
+            self.emission.put(False)
+            raise
+
+    @property
+    def monitoring(self) -> bool:
+        return self._monitor is not None and self._monitor.is_alive()
+
     def start_monitor(self, interval_s: float = 1.0) -> None:
-        """Poll the lock state in the background so suspenders can watch ``locked`` and
-        ``interlock_open`` (a failed poll reports locked, and leaves ``interlock_open``)."""
+        """Poll the lock state and the connection every ``interval_s`` (wall s) in the
+        background, so suspenders can watch ``interlock_open`` and ``connected``."""
         interval = check_range("interval_s", interval_s, 0.01, 3600.0, "s")
-        self._monitor_stop.set()
+        self.stop_monitor()
         self._monitor_stop = stop = threading.Event()
 
         def run():
             while not stop.wait(interval):
-                try:
-                    self.update_lock_state()
-                except Exception:   # a dropped connection must not end the monitor silently
-                    self.locked.put(True)
-                    self.emission.put(False)
+                self.poll_once()
 
-        threading.Thread(target=run, daemon=True, name=f"{self.name}-lock-monitor").start()
+        self._monitor = threading.Thread(target=run, daemon=True, name=f"{self.name}-lock-monitor")
+        self._monitor.start()
+
+    def stop_monitor(self) -> None:
+        """End the monitor and wait for a round in progress (at most 5 s)."""
+        self._monitor_stop.set()
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join(timeout=5.0)
+        self._monitor = None
 
     # -- acquisitions ---------------------------------------------------------------------
     def stage(self):
@@ -366,7 +274,7 @@ class PicosecondLaser(Device):
             super().stop(success=success)
 
     def close(self) -> None:
-        self._monitor_stop.set()
+        self.stop_monitor()
         try:
             self.driver.set_soft_lock(True)
         finally:
@@ -374,10 +282,13 @@ class PicosecondLaser(Device):
 
 
 def connect_taiko(host: str, port: int, *, name: str = "laser", usb_index: int = 0,
-                  timeout_s: float = 5.0) -> PicosecondLaser:
+                  timeout_s: float = 5.0, retry: RetryPolicy | None = None) -> PicosecondLaser:
     """Connect to the laser simulator's PDLM RPC port and return a locked, ready
-    :class:`PicosecondLaser`; on hardware use ``LaserLib(CtypesLaserBackend())``."""
-    lib = LaserLib(SocketRpcLaserBackend(host, port, timeout_s=timeout_s), name=name)
+    :class:`PicosecondLaser`; on hardware use ``LaserLib(CtypesLaserBackend())``. ``retry``:
+    the library's :class:`~.retry.RetryPolicy` (default ``RetryPolicy()``; semantics in
+    :mod:`.pdlm`)."""
+    lib = LaserLib(SocketRpcLaserBackend(host, port, name=name, timeout_s=timeout_s), name=name,
+                   retry=RetryPolicy() if retry is None else retry)
     try:
         return PicosecondLaser(name=name, driver=PdlmLaserDriver(lib, usb_index=usb_index).open())
     except Exception:

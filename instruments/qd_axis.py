@@ -21,6 +21,19 @@ from .errors import InstrumentError
 log = logging.getLogger(__name__)
 
 
+class QDMoveStatus(MoveStatus):
+    """A move's status whose text names why a failed move failed: bluesky puts ``str`` of the
+    failed status in the stop document's ``reason``, and ``MoveStatus(done=True, ...)`` alone
+    does not say that the magnet quenched."""
+
+    def __str__(self):
+        text = super().__str__()
+        exc = self.exception() if self.done else None
+        return text if exc is None else f"{text}: {type(exc).__name__}: {exc}"
+
+    __repr__ = __str__
+
+
 class QDAxis(Device):
     """Base of the temperature and field positioners; the parent device owns the driver."""
 
@@ -28,6 +41,10 @@ class QDAxis(Device):
     setpoint = Cpt(Signal, value=0.0, kind="normal")
     state = Cpt(Signal, value="", kind="omitted")
     poll_interval_s = Cpt(Signal, value=0.1, kind="omitted")
+    #: wall seconds a fault state may last before it fails the move: a fault suspender
+    #: watching the monitor sets it, so that it can stop the move (and re-issue it after
+    #: recovery) instead of the move failing the measurement first
+    fault_grace_s = Cpt(Signal, value=0.0, kind="omitted")
 
     SUB_READBACK = "readback"
     _default_sub = SUB_READBACK
@@ -81,7 +98,7 @@ class QDAxis(Device):
         if timeout is None:
             timeout = 2.0 * self.expected_duration_s(start, target) + 600.0
         self._stop_event = stop = threading.Event()
-        status = MoveStatus(self, target, timeout=timeout, settle_time=0)
+        status = QDMoveStatus(self, target, timeout=timeout, settle_time=0)
         self._moving = True
         done_states = self._done_states_for_move()
         threading.Thread(target=self._poll, args=(status, target, stop, done_states),
@@ -91,6 +108,7 @@ class QDAxis(Device):
     def _poll(self, status: MoveStatus, target: float, stop: threading.Event,
               done_states: frozenset) -> None:
         seen_moving = False
+        fault_since = None
         try:
             while not status.done:
                 if not stop.is_set():
@@ -106,9 +124,15 @@ class QDAxis(Device):
                             f"{self.name} move to {target} stopped"))
                     return
                 if state in self.fault_states:
-                    status.set_exception(InstrumentError(self.parent.driver.instrument, None, state,
-                                                         f"{self.name} fault while moving to {target}"))
-                    return
+                    fault_since = time.monotonic() if fault_since is None else fault_since
+                    if time.monotonic() - fault_since >= self.fault_grace_s.get():
+                        status.set_exception(InstrumentError(
+                            self.parent.driver.instrument, None, state,
+                            f"{self.name} fault while moving to {target}"))
+                        return
+                    stop.wait(self.poll_interval_s.get())
+                    continue
+                fault_since = None
                 if state in done_states:
                     # A 'Stable' read before MultiVu registered the command is stale: require that
                     # we saw it move, or that it is already at the target.

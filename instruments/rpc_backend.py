@@ -16,6 +16,14 @@ request the server cannot execute (unknown function, wrong argument count, bad J
 ``{"error": "<text>"}``, raised here as :class:`~.errors.InstrumentError`; the library's own
 negative return codes are ordinary replies.
 
+Faults, for the library's :class:`~.retry.RetryPolicy` (this backend is its transport:
+``lock``, ``generation``, ``connected``, ``reconnect()``): a reply that is not a JSON object
+of the right form is a :class:`~.retry.GarbledReply`; no reply within ``timeout_s`` is an
+:class:`~.errors.InstrumentTimeout` (the connection is closed, so a late reply is never read
+as the next call's); a dropped connection is :class:`~.errors.ConnectionLost`, or
+:class:`~.clib.RequestNotSent` when it failed before the request line was complete on the
+wire (the server never executed it). The next call reconnects.
+
 :func:`encode_value` / :func:`decode_value` are the shared wire format: the simulator's server
 (:mod:`spinlight.simulators.rpc_socket`) uses them too.
 """
@@ -29,7 +37,10 @@ import threading
 
 import numpy as np
 
+from .clib import RequestNotSent
 from .errors import ConnectionLost, InstrumentError, InstrumentTimeout
+from .retry import GarbledReply
+from .transports import peer_closed
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024   # a 65536-channel histogram is ~350 kB
 
@@ -63,8 +74,7 @@ class SocketRpcBackend:
     """A :class:`~.clib.Backend` that sends each call to a simulator over TCP.
 
     One connection, one lock (calls are serialised as on a USB device); every wait is bounded
-    by ``timeout_s``. A dropped connection raises :class:`~.errors.ConnectionLost` and the next
-    call reconnects.
+    by ``timeout_s``. Faults: see the module docstring. ``generation`` counts connections.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, name: str = "rpc",
@@ -74,6 +84,7 @@ class SocketRpcBackend:
         self.lock = threading.RLock()
         self._sock: socket.socket | None = None
         self._buf = b""
+        self.generation = 0
         if connect:
             self.open()
 
@@ -88,6 +99,16 @@ class SocketRpcBackend:
                                      f"cannot connect to {self.host}:{self.port}: {exc}") from exc
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock, self._buf = sock, b""
+            self.generation += 1
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    def reconnect(self) -> None:
+        with self.lock:
+            self._drop()
+            self.open()
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
@@ -114,7 +135,7 @@ class SocketRpcBackend:
             self._buf += chunk
             if len(self._buf) > MAX_REPLY_BYTES:
                 self._drop()
-                raise InstrumentError(self.name, what, None, "reply too long")
+                raise GarbledReply(self.name, what, None, "reply too long: no line end")
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
@@ -122,27 +143,33 @@ class SocketRpcBackend:
         request = encode_line({"fn": fn, "args": [encode_value(a) for a in args]})
         what = f"{fn}{tuple(args)}"
         with self.lock:
-            self.open()
+            try:
+                self.open()
+            except ConnectionLost as exc:
+                raise RequestNotSent(self.name, what, None, exc.message) from exc
+            if peer_closed(self._sock):       # dropped while idle: seen before sending
+                self._drop()
+                raise RequestNotSent(self.name, what, None, "connection closed by the server")
             try:
                 self._sock.sendall(request)
-            except OSError as exc:
+            except OSError as exc:            # the final newline was not sent: not executed
                 self._drop()
-                raise ConnectionLost(self.name, what, None, str(exc)) from exc
+                raise RequestNotSent(self.name, what, None, str(exc)) from exc
             line = self._read_line(what)
+        text = line.decode("latin-1", "replace")
         try:
             reply = json.loads(line)
         except ValueError:
-            raise InstrumentError(self.name, what, line.decode("latin-1", "replace"),
-                                  "reply is not JSON") from None
+            raise GarbledReply(self.name, what, text[:200], "reply is not JSON") from None
         if not isinstance(reply, dict):
-            raise InstrumentError(self.name, what, str(reply), "reply is not a JSON object")
+            raise GarbledReply(self.name, what, text[:200], "reply is not a JSON object")
         if "error" in reply:
             raise InstrumentError(self.name, what, str(reply["error"]), "the server refused the call")
         try:
             ret = int(reply["ret"])
             outs = [decode_value(v) for v in reply.get("out", [])]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InstrumentError(self.name, what, str(reply), f"malformed reply: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:   # base64 errors are ValueErrors
+            raise GarbledReply(self.name, what, text[:200], f"malformed reply: {exc}") from None
         return ret, outs
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Histogram-mode TCSPC on a HydraHarp 400: a plain driver and an Ophyd detector.
+"""Histogram-mode TCSPC on a HydraHarp 400: the plain driver (the Ophyd detector and
+:func:`connect_tcspc` are in :mod:`.tcspc_device`, importable from here too).
 
 :class:`TCSPCDriver` runs the HHLib call sequence of the vendor demos (instruments.md §3.1)
 on a :class:`~.harp.HarpLib`: ``open()`` (OpenDevice, Initialize in histogram mode with the
@@ -14,9 +15,16 @@ before reading them. Results report the overflow flag (a channel reached the sto
 by ``stop_count``), the HHLib warnings and the pile-up ratio count rate / sync rate, which
 should stay ≤ 5 % (``reference/timing.md``).
 
-:class:`TCSPC` is the detector: ``trigger()`` clears the memory and starts the measurement at
-once (errors raise there), and a poller thread completes the status when ``HH_CTCStatus``
-reports the end (finite timeout: acquisition time + ``rate_settle_s`` + ``timeout_margin_s``).
+**Faults** (the library's :class:`~.retry.RetryPolicy`, semantics per call in :mod:`.harp`):
+single calls are retried by the library; two operations are repeated whole instead, because
+their key call must not be repeated on its own. :meth:`TCSPCDriver.open`: after
+``HH_CloseDevice`` (a lost ``HH_OpenDevice`` may have opened the device), the whole sequence.
+:meth:`TCSPCDriver.start`: after ``HH_StopMeas`` (a lost ``HH_StartMeas`` may have started a
+measurement), ``HH_ClearHistMem`` and ``HH_StartMeas`` again: the partial counts are cleared,
+so the histogram is always exactly one measurement of ``tacq`` (a new one), never counts lost
+or counted twice. :meth:`TCSPCDriver.finish` only reads (``HH_StopMeas`` of a stopped
+measurement does nothing; ``HH_GetHistogram`` with ``clear=0``), so its calls repeat freely
+and a lost reply there gives the same histogram.
 """
 
 from __future__ import annotations
@@ -26,14 +34,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from ophyd import Component as Cpt
-from ophyd import Device, Signal
-from ophyd.status import DeviceStatus
 
 from . import picoquant_defs as hh
 from .clib import check_int
 from .errors import InstrumentError, InstrumentTimeout, check_choice, check_range
-from .harp import HarpLib, SocketRpcHarpBackend
+from .harp import HarpLib
 
 #: ``rates()`` waits this long (wall s) after Initialize / SetSyncDiv (HHLib manual: ≥ 400 ms).
 RATE_SETTLE_S = 0.4
@@ -98,7 +103,13 @@ class TCSPCDriver:
 
     # -- connection ---------------------------------------------------------------------
     def open(self, serial: str = "") -> "TCSPCDriver":
-        """Open, initialise (histogram mode, internal clock), identify and calibrate."""
+        """Open, initialise (histogram mode, internal clock), identify and calibrate; after a
+        fault the whole sequence again, from ``HH_CloseDevice``."""
+        self.lib.retrying(lambda: self._open_once(serial), "open",
+                          before_retry=lambda: self._call("HH_CloseDevice"))
+        return self
+
+    def _open_once(self, serial: str) -> None:
         self.serial = self._call("HH_OpenDevice")
         if serial and self.serial != serial:
             raise InstrumentError(self.instrument, "HH_OpenDevice", self.serial,
@@ -112,7 +123,6 @@ class TCSPCDriver:
             raise ValueError(f"channel={self.channel} is outside the allowed range "
                              f"0..{self.n_channels - 1} of this {self.model}")
         self._call("HH_Calibrate")
-        return self
 
     def close(self) -> None:
         try:
@@ -242,10 +252,15 @@ class TCSPCDriver:
 
     # -- acquisition -----------------------------------------------------------------------
     def start(self, tacq_s: float) -> None:
-        """Clear the histogram memory and start a measurement of ``tacq_s`` seconds."""
+        """Clear the histogram memory and start a measurement of ``tacq_s`` seconds; after a
+        fault, stop (what a lost StartMeas started), clear and start again."""
         ms = self.check_tacq_s(tacq_s)
-        self._call("HH_ClearHistMem")
-        self._call("HH_StartMeas", ms)
+
+        def clear_and_start():
+            self._call("HH_ClearHistMem")
+            self._call("HH_StartMeas", ms)
+        self.lib.retrying(clear_and_start, f"HH_StartMeas({self.devidx}, {ms})",
+                          before_retry=self.stop)
         self._requested_s = ms / 1000.0
 
     def done(self) -> bool:
@@ -296,141 +311,9 @@ class TCSPCDriver:
         return self.finish(rates)
 
 
-class _Setting(Signal):
-    """A configuration signal validated by ``driver.check_<attr>`` and sent by
-    ``driver.set_<attr>`` (``driver_attr`` names them)."""
-
-    def __init__(self, *args, driver_attr: str, **kwargs):
-        self._attr = driver_attr
-        super().__init__(*args, **kwargs)
-
-    def set(self, value, **kwargs):
-        getattr(self.parent.driver, f"check_{self._attr}")(value)   # bad input fails here
-        return super().set(value, **kwargs)
-
-    def put(self, value, **kwargs):
-        getattr(self.parent.driver, f"set_{self._attr}")(value)
-        applied = self.parent.driver.settings[self._attr]
-        super().put(0 if applied is None else applied, **kwargs)
-
-
-class _Tacq(Signal):
-    """Requested acquisition time (s), validated against 1 ms .. 100 h."""
-
-    def put(self, value, **kwargs):
-        ms = self.parent.driver.check_tacq_s(value)
-        super().put(ms / 1000.0, **kwargs)
-
-
-class _Channels(Signal):
-    """Histogram length (channels): 1024·2**k for k = 0..6; the time axis follows."""
-
-    @staticmethod
-    def code(value) -> int:
-        lengths = [1024 << k for k in range(hh.HH_MAXLENCODE + 1)]
-        return lengths.index(int(check_choice("channels", value, lengths)))
-
-    def set(self, value, **kwargs):
-        self.code(value)                              # bad input fails here
-        return super().set(value, **kwargs)
-
-    def put(self, value, **kwargs):
-        self.parent.driver.set_histogram_length(self.code(value))
-        self.parent.refresh()
-
-
-class TCSPC(Device):
-    """HydraHarp histogram detector: ``trigger()`` acquires one decay histogram."""
-
-    histogram = Cpt(Signal, value=np.zeros(hh.HH_MAXHISTLEN, np.uint32), kind="normal")
-    time_ns = Cpt(Signal, value=np.zeros(hh.HH_MAXHISTLEN), kind="normal")
-    total_counts = Cpt(Signal, value=0, kind="hinted")
-    resolution_ps = Cpt(Signal, value=float("nan"), kind="normal")
-    acquisition_time_s = Cpt(Signal, value=float("nan"), kind="normal")
-    sync_rate = Cpt(Signal, value=float("nan"), kind="normal")       # Hz
-    count_rate = Cpt(Signal, value=float("nan"), kind="normal")      # counts/s
-    flags = Cpt(Signal, value=0, kind="normal")
-    warnings = Cpt(Signal, value=0, kind="normal")
-
-    tacq_s = Cpt(_Tacq, value=1.0, kind="config")
-    binning = Cpt(_Setting, value=0, driver_attr="binning", kind="config")
-    offset_ns = Cpt(_Setting, value=0, driver_attr="offset_ns", kind="config")
-    sync_divider = Cpt(_Setting, value=1, driver_attr="sync_divider", kind="config")
-    stop_count = Cpt(_Setting, value=0, driver_attr="stop_count", kind="config")
-    channels = Cpt(_Channels, value=hh.HH_MAXHISTLEN, kind="config")
-    timeout_margin_s = Cpt(Signal, value=30.0, kind="omitted")
-
-    def __init__(self, *args, driver: TCSPCDriver, **kwargs):
-        self.driver = driver
-        super().__init__(*args, **kwargs)
-        self._stop_event = threading.Event()
-        self.last_result: TCSPCResult | None = None
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Copy the driver's current settings into the signals (array shapes included)."""
-        s = self.driver.settings
-        n = s["histogram_length"]
-        for sig, key in ((self.binning, "binning"), (self.offset_ns, "offset_ns"),
-                         (self.sync_divider, "sync_divider")):
-            Signal.put(sig, s[key])
-        Signal.put(self.stop_count, s["stop_count"] or 0)
-        Signal.put(self.channels, n)
-        self.histogram.put(np.zeros(n, np.uint32))
-        self.time_ns.put(s["offset_ns"] + np.arange(n) * self.driver.base_resolution_ps
-                         * 2 ** s["binning"] / 1000.0)
-
-    def trigger(self) -> DeviceStatus:
-        tacq = self.tacq_s.get()
-        timeout = self.driver.timeout_s(tacq, self.timeout_margin_s.get())
-        self._stop_event = stop = threading.Event()
-        self.driver.start(tacq)                      # errors raise here, in trigger()
-        status = DeviceStatus(self, timeout=timeout + 1.0)
-        threading.Thread(target=self._complete, args=(status, timeout, stop), daemon=True,
-                         name=f"{self.name}-ctc-poller").start()
-        return status
-
-    def _complete(self, status: DeviceStatus, timeout: float, stop: threading.Event) -> None:
-        try:
-            rates = self.driver.rates()
-            self.driver.wait(timeout, stop)
-            self._publish(self.driver.finish(rates))
-            status.set_finished()
-        except Exception as exc:
-            if not status.done:
-                status.set_exception(exc)
-
-    def _publish(self, r: TCSPCResult) -> None:
-        self.last_result = r
-        self.histogram.put(r.counts)
-        self.time_ns.put(r.time_ns)
-        self.total_counts.put(int(r.counts.sum(dtype=np.int64)))
-        self.resolution_ps.put(r.resolution_ps)
-        self.acquisition_time_s.put(r.acquisition_time_s)
-        self.sync_rate.put(r.sync_rate_hz)
-        self.count_rate.put(r.count_rate_cps)
-        self.flags.put(r.flags)
-        self.warnings.put(r.warnings)
-
-    def stop(self, *, success: bool = False) -> None:
-        self._stop_event.set()
-        super().stop(success=success)
-
-    def close(self) -> None:
-        self.driver.close()
-
-
-def connect_tcspc(host: str, port: int, *, name: str = "tcspc", timeout_s: float = 5.0,
-                  rate_settle_s: float = RATE_SETTLE_S, **settings) -> TCSPC:
-    """Connect to the HydraHarp simulator's RPC port, open, configure (``settings`` as for
-    :meth:`TCSPCDriver.configure`) and return a ready :class:`TCSPC`. On hardware build it
-    as ``TCSPC(name=..., driver=TCSPCDriver(HarpLib(CtypesHarpBackend())).open())``."""
-    lib = HarpLib(SocketRpcHarpBackend(host, port, timeout_s=timeout_s), name=name)
-    driver = TCSPCDriver(lib, rate_settle_s=rate_settle_s)
-    try:
-        driver.open()
-        driver.configure(**settings)
-        return TCSPC(name=name, driver=driver)
-    except Exception:
-        lib.close()
-        raise
+def __getattr__(name: str):
+    # The Ophyd device lives in .tcspc_device; still importable from here (PEP 562).
+    if name in ("TCSPC", "connect_tcspc"):
+        from . import tcspc_device
+        return getattr(tcspc_device, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

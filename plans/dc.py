@@ -31,6 +31,10 @@ from .sample import Sample, as_sample, finite_list
 T_LO, T_HI = TEMPERATURE_RANGE_K
 H_LO, H_HI = FIELD_RANGE_OE
 MIN_SWEEP_K = 0.1            # shortest temperature sweep (K)
+#: Wall seconds between looks for a new sweep row. Rows come only while T moves, so a sweep
+#: reads a row only once one is written; blocking in a trigger could wait for one that never
+#: comes once the ramp has ended.
+SWEEP_POLL_S = 0.02
 
 
 def _configure(mpms3, vsm, *, temperature_rate, temperature_approach, field_rate, field_approach,
@@ -88,6 +92,16 @@ def sweep_points(t_from_K, t_to_K, rate_K_per_min, log_interval_s) -> int:
     """Points a sweep logs from ``t_from_K`` to ``t_to_K``: one every ``log_interval_s`` of a
     ramp at ``rate_K_per_min``, the first at ``t_from_K``."""
     return int(abs(t_to_K - t_from_K) / rate_K_per_min * 60.0 / log_interval_s) + 1
+
+
+def sweep_finished(*, t_start_K, t_stop_K, rate_K_per_min, log_interval_s,
+                   resume_from_K) -> bool:
+    """True when a sweep whose last stored point was logged at ``resume_from_K`` K has no
+    continuation left (less than one point's step + :data:`MIN_SWEEP_K` before ``t_stop_K``):
+    it holds every point it could have."""
+    step = rate_K_per_min * log_interval_s / 60.0
+    sign = 1.0 if t_stop_K > t_start_K else -1.0
+    return sign * (t_stop_K - float(resume_from_K)) < step + MIN_SWEEP_K
 
 
 def sweep_continuation(*, t_start_K, t_stop_K, rate_K_per_min, log_interval_s,
@@ -237,10 +251,14 @@ def chi_t(mpms3, vsm, sample, *, field_Oe: float = 1000.0, t_start_K: float = 30
                 yield from bps.trigger_and_read([vsm, mpms3])
             return
         yield from bps.mv(mpms3.temperature, sweep_from)
+        vsm.follow_from_now()
         yield from bps.mv(vsm.continuous, float(log_interval_s))
         status = yield from bps.abs_set(mpms3.temperature, temps[1])
         while not status.done:
-            yield from _read_point(mpms3, vsm)
+            if vsm.pending_rows():
+                yield from _read_point(mpms3, vsm)
+            else:
+                yield from bps.sleep(SWEEP_POLL_S)
         yield from bps.mv(vsm.continuous, 0.0)
         while vsm.pending_rows():  # rows logged before logging stopped are data too
             yield from _read_point(mpms3, vsm)

@@ -3,7 +3,9 @@
 The 375 nm picosecond laser excites the sample; photons through the emission monochromator
 reach the NIR-PMT and the HydraHarp builds the decay histogram.
 
-Settings are derived, not guessed (``decay_settings``):
+Arguments are checked when the plan is called, before anything moves, by the pure validators of
+:mod:`.pl_checks` with the connected bench's limits. Settings are derived, not guessed
+(``decay_settings``, also in :mod:`.pl_checks`):
 
 * repetition rate: the highest the laser allows with ``lifetime_periods`` (default 5) of the
   longest expected lifetime in one period (reference/timing.md), or the rate given, which is
@@ -28,76 +30,20 @@ earlier IRF run's uid instead, or ``irf=None`` for a tail fit only.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-from spinlight.instruments.errors import check_choice, check_range
-from spinlight.instruments.laser import max_repetition_rate_hz
-
-from .pl import SLIT_RANGE_UM, mono_range_nm
-from .resume import check_continues
+from .pl_checks import (MAX_COUNT_FRACTION, DecaySettings, decay_limits,
+                        decay_settings,  # noqa: F401  (kept importable here, beside the plans)
+                        validate_instrument_response, validate_lifetime_decay)
 from .safety import pl_safe_state
-from .sample import as_sample, finite_list
+from .sample import as_sample
 
-MAX_COUNT_FRACTION = 0.05            # count rate / repetition rate (pile-up rule, timing.md)
-HISTOGRAM_CHANNELS = tuple(1024 << k for k in range(7))
-PEAK_COUNTS_RANGE = (100.0, 1.0e8)
-ACQUISITION_RANGE_S = (0.01, 360000.0)      # HydraHarp: 1 ms .. 100 h
-PREVIEW_RANGE_S = (0.01, 60.0)
 DARK_TIME_S = 1.0
 MAX_PREVIEWS = 6
-
-
-@dataclass(frozen=True)
-class DecaySettings:
-    """Repetition rate (Hz), TCSPC binning code, channel width (ps), channels, window (ns)."""
-
-    repetition_rate_hz: int
-    binning: int
-    resolution_ps: float
-    channels: int
-    window_ns: float
-    longest_lifetime_ns: float
-
-
-def decay_settings(expected_lifetime_ns, *, laser_limits_hz, base_resolution_ps: float,
-                   binsteps: int, channels: int = 4096, lifetime_periods: float = 5.0,
-                   repetition_rate_hz=None) -> DecaySettings:
-    """Repetition rate and binning for the expected lifetimes (see the module docstring)."""
-    taus = finite_list("expected_lifetime_ns", np.atleast_1d(expected_lifetime_ns).tolist(),
-                       0.01, 1.0e6, "ns")
-    channels = int(check_choice("channels", channels, HISTOGRAM_CHANNELS))
-    low, high = (float(x) for x in laser_limits_hz)
-    tau = max(taus)
-    f_max = min(high, max_repetition_rate_hz(tau, lifetime_periods))
-    if f_max < low:
-        raise ValueError(f"expected_lifetime_ns={tau!r} ns needs a repetition rate <= {f_max:.6g} Hz, "
-                         f"below the laser's minimum {low:g} Hz")
-    if repetition_rate_hz is None:
-        rate = int(float(f"{math.floor(f_max):.2g}"))        # two significant digits, rounded down
-        rate = rate if rate <= f_max else int(f_max)
-    else:
-        rate = int(check_range("repetition_rate_hz", repetition_rate_hz, low, f_max,
-                               f"Hz (laser limits, and {lifetime_periods:g} x the longest "
-                               f"expected lifetime {tau:g} ns per period)"))
-    period_ps = 1e12 / rate
-    binning = max(0, math.ceil(math.log2(period_ps / (channels * base_resolution_ps)) - 1e-12))
-    if binning > binsteps - 1:
-        raise ValueError(f"a {period_ps / 1e3:.6g} ns laser period does not fit {channels} channels "
-                         f"at the coarsest binning; raise repetition_rate_hz or channels")
-    res = base_resolution_ps * 2 ** binning
-    return DecaySettings(rate, binning, res, channels, channels * res / 1e3, tau)
-
-
-def _settings_for(laser, tcspc, expected_lifetime_ns, channels, repetition_rate_hz) -> DecaySettings:
-    d = tcspc.driver
-    return decay_settings(expected_lifetime_ns, laser_limits_hz=laser.driver.frequency_limits_hz,
-                          base_resolution_ps=d.base_resolution_ps, binsteps=d.binsteps,
-                          channels=channels, lifetime_periods=laser.lifetime_periods.get(),
-                          repetition_rate_hz=repetition_rate_hz)
 
 
 def _configure(laser, tcspc, s: DecaySettings):
@@ -179,16 +125,6 @@ def choose_acquisition(fl, laser, tcspc, s: DecaySettings, *, dark_cps: float, p
                        f"{MAX_PREVIEWS} previews")
 
 
-def _validate(peak_counts, max_acquisition_s, max_count_fraction, preview_s, slit_um, intensity):
-    check_range("peak_counts", peak_counts, *PEAK_COUNTS_RANGE, "counts")
-    check_range("max_acquisition_s", max_acquisition_s, *ACQUISITION_RANGE_S, "s")
-    check_range("max_count_fraction", max_count_fraction, 1e-4, MAX_COUNT_FRACTION,
-                "(count rate / repetition rate)")
-    check_range("preview_s", preview_s, *PREVIEW_RANGE_S, "s")
-    check_range("emission_slit_um", slit_um, *SLIT_RANGE_UM, "um")
-    check_range("intensity_permille", intensity, 1, 1000, "per mille")
-
-
 def _decay_run(plan_name, kind, fl, laser, tcspc, sample, *, emission_nm, s: DecaySettings,
                holder, irf_uid, n_exp, expected, opts, md):
     """Plan stub: configure, dark, previews, then one run with one event (the histogram)."""
@@ -227,17 +163,7 @@ def _decay_run(plan_name, kind, fl, laser, tcspc, sample, *, emission_nm, s: Dec
 
 
 def _continuation_md(continues, md) -> dict | None:
-    check_continues(continues)
     return {**(md or {}), "continues": continues} if continues else md
-
-
-def _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s, emission_slit_um,
-             intensity_permille) -> dict:
-    _validate(peak_counts, max_acquisition_s, max_count_fraction, preview_s, emission_slit_um,
-              intensity_permille)
-    return {"peak_counts": float(peak_counts), "max_acquisition_s": float(max_acquisition_s),
-            "max_count_fraction": float(max_count_fraction), "preview_s": float(preview_s),
-            "emission_slit_um": float(emission_slit_um), "intensity_permille": int(intensity_permille)}
 
 
 def instrument_response(fl, laser, tcspc, sample, *, expected_lifetime_ns, peak_counts: float = 1e4,
@@ -249,15 +175,17 @@ def instrument_response(fl, laser, tcspc, sample, *, expected_lifetime_ns, peak_
     """The IRF: scatterer in the beam, emission monochromator at the laser wavelength, with
     the repetition rate and channel width a decay of ``expected_lifetime_ns`` will use.
     ``continues`` (uid of an interrupted IRF run) is recorded; the IRF is measured whole."""
-    md = _continuation_md(continues, md)
-    opts = _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s,
-                    emission_slit_um, intensity_permille)
-    s = _settings_for(laser, tcspc, expected_lifetime_ns, channels, repetition_rate_hz)
-    expected = [float(x) for x in np.atleast_1d(expected_lifetime_ns)]
-    nm = float(laser.wavelength_nm.get())
-    check_range("laser wavelength_nm", nm, *mono_range_nm(fl.emission), "nm (emission grating)")
-    plan = _decay_run("instrument_response", "irf", fl, laser, tcspc, sample, emission_nm=nm, s=s,
-                      holder="scatterer", irf_uid=None, n_exp=1, expected=expected, opts=opts, md=md)
+    limits = decay_limits(fl, laser, tcspc)
+    a = validate_instrument_response(
+        expected_lifetime_ns=expected_lifetime_ns, peak_counts=peak_counts,
+        repetition_rate_hz=repetition_rate_hz, channels=channels,
+        max_acquisition_s=max_acquisition_s, max_count_fraction=max_count_fraction,
+        preview_s=preview_s, emission_slit_um=emission_slit_um,
+        intensity_permille=intensity_permille, continues=continues, **limits)
+    plan = _decay_run("instrument_response", "irf", fl, laser, tcspc, sample,
+                      emission_nm=limits["laser_wavelength_nm"], s=a.settings, holder="scatterer",
+                      irf_uid=None, n_exp=1, expected=a.expected_lifetime_ns, opts=a.options,
+                      md=_continuation_md(continues, md))
     return bpp.finalize_wrapper(plan, pl_safe_state(fl, laser))
 
 
@@ -275,15 +203,16 @@ def lifetime_decay(fl, laser, tcspc, sample, *, emission_nm: float, expected_lif
     ``continues``: uid of an interrupted decay run; a decay is one event, so it is re-measured
     whole and the new run records the link.
     """
-    md = _continuation_md(continues, md)
-    opts = _options(peak_counts, max_acquisition_s, max_count_fraction, preview_s,
-                    emission_slit_um, intensity_permille)
-    s = _settings_for(laser, tcspc, expected_lifetime_ns, channels, repetition_rate_hz)
-    expected = [float(x) for x in np.atleast_1d(expected_lifetime_ns)]
-    check_range("emission_nm", emission_nm, *mono_range_nm(fl.emission), "nm (emission grating)")
-    n_exp = len(expected) if n_exp is None else int(check_range("n_exp", n_exp, 1, 3, ""))
-    if not (irf is None or isinstance(irf, str)):
-        raise ValueError(f"irf={irf!r} must be 'measure', an IRF run uid or None")
+    limits = decay_limits(fl, laser, tcspc)
+    a = validate_lifetime_decay(
+        emission_nm=emission_nm, expected_lifetime_ns=expected_lifetime_ns,
+        peak_counts=peak_counts, n_exp=n_exp, irf=irf, repetition_rate_hz=repetition_rate_hz,
+        channels=channels, max_acquisition_s=max_acquisition_s,
+        max_count_fraction=max_count_fraction, preview_s=preview_s,
+        emission_slit_um=emission_slit_um, intensity_permille=intensity_permille,
+        continues=continues, **limits)
+    md, opts, s, expected = (_continuation_md(continues, md), a.options, a.settings,
+                             a.expected_lifetime_ns)
     # the scatterer is bright: start low and keep the IRF free of pile-up distortion
     irf_opts = {**opts, "max_count_fraction": min(opts["max_count_fraction"], 0.01),
                 "preview_s": min(opts["preview_s"], 0.2), "emission_slit_um": 500.0,
@@ -294,11 +223,11 @@ def lifetime_decay(fl, laser, tcspc, sample, *, emission_nm: float, expected_lif
         if irf == "measure":
             irf_uid = yield from _decay_run(
                 "instrument_response", "irf", fl, laser, tcspc, sample,
-                emission_nm=float(laser.wavelength_nm.get()), s=s, holder="scatterer", irf_uid=None,
+                emission_nm=limits["laser_wavelength_nm"], s=s, holder="scatterer", irf_uid=None,
                 n_exp=1, expected=expected, opts=irf_opts, md=md)
         return (yield from _decay_run("lifetime_decay", "sample", fl, laser, tcspc, sample,
                                       emission_nm=emission_nm, s=s, holder="sample",
-                                      irf_uid=irf_uid, n_exp=n_exp, expected=expected, opts=opts,
-                                      md=md))
+                                      irf_uid=irf_uid, n_exp=a.n_exp, expected=expected,
+                                      opts=opts, md=md))
 
     return bpp.finalize_wrapper(inner(), pl_safe_state(fl, laser))

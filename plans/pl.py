@@ -4,10 +4,11 @@ The spectrofluorometer (``spinlight.instruments.spectrofluorometer``) excites th
 the Xe lamp through the excitation monochromator and counts the emission through the emission
 monochromator with the NIR-PMT. A spectrum scans one monochromator and keeps the other fixed.
 
-Order of a spectrum: validate (call time, nothing moves) → set the slits, holder on the sample,
-both shutters closed → one dark count (detector shutter open, lamp shutter closed) → open the
-run with the dark rate in its metadata → open the lamp shutter → one event per wavelength
-(checkpoint, move, count) → close both shutters. A PMT overload (count rate above the
+Order of a spectrum: validate (call time, nothing moves; :mod:`.pl_checks`' pure validators with
+the connected gratings' ranges) → set the slits, holder on the sample, both shutters closed →
+one dark count (detector shutter open, lamp shutter closed) → open the run with the dark rate
+in its metadata → open the lamp shutter → one event per wavelength (checkpoint, move, count) →
+close both shutters. A PMT overload (count rate above the
 detector's saturation, which trips its high voltage) ends the scan with an error naming the
 wavelength; the points already counted stay in the run. ``finalize_wrapper`` closes both shutters
 (and locks the laser, if one is given) on success, failure and abort.
@@ -22,54 +23,17 @@ Start documents carry ``start["spectrum"]`` (``scan``, ``wavelength_key``, ``sig
 
 from __future__ import annotations
 
-import math
-
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 
-from spinlight.instruments.errors import check_range
-
-from .resume import check_continues, check_resume_after, resume_md
+from .pl_checks import spectrum_limits, validate_emission_spectrum, validate_excitation_spectrum
+from .resume import resume_md
 from .safety import pl_safe_state
 from .sample import as_sample
-
-#: Xe lamp range of the excitation path (nm) and the photon counter's gate (s).
-LAMP_RANGE_NM = (230.0, 1000.0)
-GATE_RANGE_S = (0.001, 100.0)
-SLIT_RANGE_UM = (10.0, 3000.0)
-MAX_SPECTRUM_POINTS = 20001
 
 
 class DetectorOverload(RuntimeError):
     """The PMT saturated (its high voltage tripped): narrow the slits or lower the excitation."""
-
-
-def spectrum_wavelengths(start_nm, stop_nm, step_nm, *, limits_nm=(0.0, 1e5),
-                         parameter: str = "wavelength") -> list[float]:
-    """Wavelengths (nm) from ``start_nm`` to ``stop_nm`` (either direction) in ``step_nm``
-    steps, each inside ``limits_nm``; errors name the parameter, value and range."""
-    lo, hi = (float(x) for x in limits_nm)
-    a = check_range(f"{parameter} start_nm", start_nm, lo, hi, "nm")
-    b = check_range(f"{parameter} stop_nm", stop_nm, lo, hi, "nm")
-    step = check_range("step_nm", step_nm, 0.001, max(hi - lo, 0.001), "nm")
-    n = int(math.floor(abs(b - a) / step + 1e-9)) + 1
-    if n > MAX_SPECTRUM_POINTS:
-        raise ValueError(f"step_nm={step_nm!r} nm gives {n} points from {a} to {b} nm; allowed "
-                         f"at most {MAX_SPECTRUM_POINTS} (step >= {abs(b - a) / (MAX_SPECTRUM_POINTS - 1):.4g} nm)")
-    sign = 1.0 if b >= a else -1.0
-    return [round(a + sign * i * step, 6) for i in range(n)]
-
-
-def mono_range_nm(mono) -> tuple[float, float]:
-    """The wavelength range (nm) of a monochromator's current grating."""
-    d = mono.driver
-    return 0.0, float(d.gratings[d.grating].max_nm)
-
-
-def _check_settings(gate_s, excitation_slit_um, emission_slit_um) -> None:
-    check_range("gate_s", gate_s, *GATE_RANGE_S, "s")
-    check_range("excitation_slit_um", excitation_slit_um, *SLIT_RANGE_UM, "um")
-    check_range("emission_slit_um", emission_slit_um, *SLIT_RANGE_UM, "um")
 
 
 def _prepare(fl, gate_s, excitation_slit_um, emission_slit_um):
@@ -98,11 +62,23 @@ def _raise_on_overload(fl, reading, where: str) -> None:
             "the points already counted are stored.")
 
 
-def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths, gate_s,
-          excitation_slit_um, emission_slit_um, laser, md, extra_md, resume_after, continues):
+#: plan -> (scanned monochromator, fixed one, the plan's validator)
+_SPECTRA = {"emission_spectrum": ("emission", "excitation", validate_emission_spectrum),
+            "excitation_spectrum": ("excitation", "emission", validate_excitation_spectrum)}
+
+
+def _scan(plan_name, fl, sample, *, fixed: tuple[str, float], gate_s, excitation_slit_um,
+          emission_slit_um, laser, md, resume_after, continues, **scan):
+    """A spectrum with the fixed monochromator at ``fixed`` (option name, nm) and the other
+    scanning ``scan`` (``start_nm``, ``stop_nm``, ``step_nm``); validated when called."""
+    scanned, other, validate = _SPECTRA[plan_name]
+    wavelengths = validate(**{fixed[0]: fixed[1]}, **scan, gate_s=gate_s,
+                           excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
+                           resume_after=resume_after, continues=continues, **spectrum_limits(fl))
     sample = as_sample(sample)
-    check_continues(continues)
-    todo = wavelengths[check_resume_after(resume_after, len(wavelengths)):]
+    fixed_nm, extra_md = float(fixed[1]), {fixed[0]: float(fixed[1])}
+    scan_mono, fixed_mono = getattr(fl, scanned), getattr(fl, other)
+    todo = wavelengths[resume_after:]                 # validated: at least one point is left
     scan_axis, fixed_axis = scan_mono.wavelength, fixed_mono.wavelength
     plan_args = {"fixed_nm": fixed_nm, "start_nm": wavelengths[0], "stop_nm": wavelengths[-1],
                  "step_nm": abs(wavelengths[1] - wavelengths[0]) if len(wavelengths) > 1 else 0.0,
@@ -119,7 +95,7 @@ def _scan(plan_name, fl, sample, *, scan_mono, fixed_mono, fixed_nm, wavelengths
             "instrument": "FluoTime300", "sample": sample.to_md(),
             "detectors": [fl.counter.name], "motors": [scan_axis.name],
             "num_points": len(todo),
-            "spectrum": {"scan": "emission" if scan_mono is fl.emission else "excitation",
+            "spectrum": {"scan": scanned,
                          "wavelength_key": scan_axis.name,
                          "signal_key": fl.counter.count_rate_cps.name,
                          "fixed_nm": float(fixed_nm), "dark_cps": dark},
@@ -152,16 +128,10 @@ def emission_spectrum(fl, sample, *, excitation_nm: float, start_nm: float, stop
 
     ``laser`` (optional) is locked again at the end, for benches where it shares the sample.
     """
-    check_range("excitation_nm", excitation_nm, *LAMP_RANGE_NM, "nm (Xe lamp)")
-    check_range("excitation_nm", excitation_nm, *mono_range_nm(fl.excitation), "nm (excitation grating)")
-    _check_settings(gate_s, excitation_slit_um, emission_slit_um)
-    wavelengths = spectrum_wavelengths(start_nm, stop_nm, step_nm, limits_nm=mono_range_nm(fl.emission),
-                                       parameter="emission")
-    return _scan("emission_spectrum", fl, sample, scan_mono=fl.emission, fixed_mono=fl.excitation,
-                 fixed_nm=float(excitation_nm), wavelengths=wavelengths, gate_s=gate_s,
+    return _scan("emission_spectrum", fl, sample, fixed=("excitation_nm", excitation_nm),
+                 start_nm=start_nm, stop_nm=stop_nm, step_nm=step_nm, gate_s=gate_s,
                  excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
-                 laser=laser, md=md, extra_md={"excitation_nm": float(excitation_nm)},
-                 resume_after=resume_after, continues=continues)
+                 laser=laser, md=md, resume_after=resume_after, continues=continues)
 
 
 def excitation_spectrum(fl, sample, *, emission_nm: float, start_nm: float, stop_nm: float,
@@ -169,14 +139,7 @@ def excitation_spectrum(fl, sample, *, emission_nm: float, start_nm: float, stop
                         emission_slit_um: float = 1000.0, laser=None, resume_after: int = 0,
                         continues: str | None = None, md: dict | None = None):
     """Emission counts (counts/s) at a fixed emission wavelength (nm) vs lamp excitation (nm)."""
-    check_range("emission_nm", emission_nm, *mono_range_nm(fl.emission), "nm (emission grating)")
-    _check_settings(gate_s, excitation_slit_um, emission_slit_um)
-    lo = max(LAMP_RANGE_NM[0], mono_range_nm(fl.excitation)[0])
-    hi = min(LAMP_RANGE_NM[1], mono_range_nm(fl.excitation)[1])
-    wavelengths = spectrum_wavelengths(start_nm, stop_nm, step_nm, limits_nm=(lo, hi),
-                                       parameter="excitation")
-    return _scan("excitation_spectrum", fl, sample, scan_mono=fl.excitation, fixed_mono=fl.emission,
-                 fixed_nm=float(emission_nm), wavelengths=wavelengths, gate_s=gate_s,
+    return _scan("excitation_spectrum", fl, sample, fixed=("emission_nm", emission_nm),
+                 start_nm=start_nm, stop_nm=stop_nm, step_nm=step_nm, gate_s=gate_s,
                  excitation_slit_um=excitation_slit_um, emission_slit_um=emission_slit_um,
-                 laser=laser, md=md, extra_md={"emission_nm": float(emission_nm)},
-                 resume_after=resume_after, continues=continues)
+                 laser=laser, md=md, resume_after=resume_after, continues=continues)

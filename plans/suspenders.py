@@ -38,10 +38,12 @@ RunEngine a few messages after it tripped, so it can land between a ``save`` and
 checkpoint message; :func:`install` therefore also makes ``save`` itself take the checkpoint in
 the same step (:func:`_saving_checkpoint`), leaving no such window.
 
-**Limits**: a QD temperature or field move interrupted by a suspension is held and re-issued
-on resume (``QDAxis`` finishes its move on ``stop(success=True)``), and a ``.dat``-row detector
-ends its pending trigger on ``pause()``; but a quench *during* a field ramp fails the move (a
-fault state) before the quench suspender can act.
+Moves: a QD temperature or field move interrupted by a suspension is held and re-issued on
+resume (``QDAxis`` finishes its move on ``stop(success=True)``), and a ``.dat``-row detector
+ends its pending trigger on ``pause()``. A quench *during* a field ramp puts the magnet in a
+fault state; :class:`SuspendOnMagnetFault` gives the field axis a grace period
+(``fault_grace_s``, a few monitor polls) so that the suspension, not the fault, ends the move.
+Without that suspender a fault state fails the move at once.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ from bluesky.utils import Msg, single_gen
 from spinlight.instruments.errors import check_range
 
 log = logging.getLogger(__name__)
+
+#: monitor polls a field move waits on a magnet fault for :class:`SuspendOnMagnetFault`
+FAULT_GRACE_MONITOR_POLLS = 3
 
 #: plan messages after which :func:`checkpoint_after_save` inserts a checkpoint
 _CHECKPOINT_AFTER = ("save", "open_run", "close_run")
@@ -75,6 +80,11 @@ class SuspendOnMagnetFault(SuspendBoolHigh):
             return self._recover()
 
         super().__init__(system.magnet_fault, pre_plan=reapply_field, **kwargs)
+        # the field move must outlast a fault long enough for the monitor to see it and for
+        # this suspender to stop the move (success) rather than the move failing the run
+        grace = FAULT_GRACE_MONITOR_POLLS * float(system.monitor_interval_s.get()) + 1.0
+        if system.field.fault_grace_s.get() < grace:
+            system.field.fault_grace_s.put(grace)
 
     def _should_suspend(self, value):
         trip = bool(value)
@@ -82,11 +92,24 @@ class SuspendOnMagnetFault(SuspendBoolHigh):
             self.target_Oe = float(self.system.field.setpoint.get())
         return trip
 
-    def _recover(self):
+    def _target(self) -> float:
         target = self.target_Oe
-        if math.isnan(target):
-            target = float(self.system.field.setpoint.get())
-        yield from bps.mv(self.system.field, target)
+        return float(self.system.field.setpoint.get()) if math.isnan(target) else target
+
+    def _recover(self):
+        yield from bps.mv(self.system.field, self._target())
+
+    def get_futures(self):
+        """Called by the RunEngine before a plan starts. A fault that latched before (a quench
+        between measurements, or one left by a failed run) would be waited for there without
+        the pre_plan, i.e. forever: so re-apply the field here first (blocking; an error fails
+        the plan's start), then wait as usual for the fault to clear plus ``sleep``."""
+        if self.tripped and self.system.magnet_fault.get():
+            target = self._target()
+            log.warning("%s: magnet fault before the run; re-applying %g Oe", self.system.name,
+                        target)
+            self.system.field.set(target).wait()
+        return super().get_futures()
 
 
 class SuspendWhileDisconnected(SuspendBoolLow):

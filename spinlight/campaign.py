@@ -7,6 +7,7 @@ validated before anything moves.
     [suspenders]               # helium / temperature / reconnect limits (see Suspenders)
     [instruments]              # mode = "real" (default) or "sim"
     [instruments.sim]          # speed, seed: the simulated lab (sim mode, or `--sim`)
+    [[instruments.sim.faults]] # kind, target, at_s | rate_per_h, duration_s, params (sim only)
     [instruments.mpms3]        # host, port, dat_folder
     [instruments.ppms]         # resource = "GPIB0::15::INSTR", dat_folder
     [instruments.fluorometer]  # excitation_url, emission_url, housing_url
@@ -25,7 +26,7 @@ from __future__ import annotations
 import pathlib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from spinlight.plans.sample import Sample
 
@@ -71,9 +72,27 @@ INSTRUMENT_FIELDS = {
 
 @dataclass(frozen=True)
 class SimSpec:
-    """The simulated lab (``SimulatedLab``): instrument seconds per wall second, noise seed."""
+    """The simulated lab (``SimulatedLab``): instrument seconds per wall second, noise seed,
+    and the faults injected into it: ``[[instruments.sim.faults]]`` tables with the keys of
+    :meth:`spinlight.simulators.faults.FaultScript.from_dicts` (``kind``, ``target``, ``at_s``
+    or ``rate_per_h``, ``duration_s``, ``params``), kept as normalised fault dicts.
+
+    Fault times are *per lab*: ``at_s`` and the Poisson arrivals of ``rate_per_h`` count
+    instrument seconds since the lab started, and a new lab starts at every sample change and
+    with every ``spinlight run`` / ``resume`` process, replaying the whole script (same seed,
+    same arrivals) from its own start."""
     speed: float = 1000.0
     seed: int = 0
+    faults: tuple = ()
+
+
+#: Lab parts each fault kind can target (the names of ``FaultInjector.for_lab``); the PL
+#: ones exist only on a lab whose sample has a luminescence preset (a PL bench).
+_PL_SERVERS = ("excitation", "emission", "housing", "harp", "taiko", "pilas")
+PL_TARGETS = _PL_SERVERS + ("laser",)
+FAULT_TARGETS = {"helium_low": ("ppms",), "temperature_excursion": ("mpms3", "ppms"),
+                 "quench": ("mpms3", "ppms"), "laser_interlock": ("laser",),
+                 **{k: ("mpms3", "ppms") + _PL_SERVERS for k in ("disconnect", "garbled", "timeout")}}
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,7 @@ class Suspenders:
 
 
 SIM_FIELDS = dataclass_fields(SimSpec, {"speed": (0.001, 1.0e7, "x wall time"),
-                                        "seed": (0, 2**32 - 1, "")})
+                                        "seed": (0, 2**32 - 1, "")}, skip=("faults",))
 SUSPENDER_FIELDS = dataclass_fields(Suspenders, {
     "helium_min_percent": (0.0, 100.0, "%"), "helium_resume_percent": (0.0, 100.0, "%"),
     "temperature_band_K": (0.001, 50.0, "K"), "resume_wait_s": (0.0, 86400.0, "s"),
@@ -208,6 +227,8 @@ def load_campaign(path, *, sim: bool = False) -> Campaign:
     instruments = _instruments(doc.get("instruments", {}), report, sim)
     samples, presets = _samples(doc.get("samples", []), report, instruments.mode == "sim")
     measurements = _measurements(doc.get("measurements", []), report, presets, instruments)
+    if instruments.sim.faults:
+        _fault_benches(doc["instruments"]["sim"]["faults"], measurements, presets, report)
     if report.items:   # top to bottom of the file; problems without a line first
         raise CampaignError(sorted(report.items, key=lambda p: -1 if p.line is None else p.line))
     return Campaign(path, settings.name, samples, instruments, measurements, settings,
@@ -247,8 +268,15 @@ def _instruments(table, report, sim: bool) -> InstrumentsSpec:
     if mode not in ("real", "sim"):
         report("instruments.mode", mode, f"mode={mode!r} is not allowed; choose one of "
                                          "['real', 'sim']")
-    sim_values = check_table(table.get("sim", {}), SIM_FIELDS, "instruments.sim", report,
-                             "[instruments.sim]")
+    sim_table = table.get("sim", {})
+    faults = ()
+    if isinstance(sim_table, dict) and "faults" in sim_table:
+        sim_table = dict(sim_table)
+        faults = _sim_faults(sim_table.pop("faults"), report)
+        if not (sim or mode == "sim"):
+            report("instruments.sim.faults", None, "faults are injected only into the simulated "
+                   "lab: set [instruments] mode = \"sim\" or run with --sim")
+    sim_values = check_table(sim_table, SIM_FIELDS, "instruments.sim", report, "[instruments.sim]")
     configured = {}
     for name in INSTRUMENT_NAMES:
         if name in table:   # configured even when invalid: its own problems are reported
@@ -259,7 +287,59 @@ def _instruments(table, report, sim: bool) -> InstrumentsSpec:
                 _connection_ok(name, values, report)
             configured[name] = values or {}
     return InstrumentsSpec(mode="sim" if sim or mode == "sim" else "real",
-                           sim=SimSpec(**sim_values) if sim_values else SimSpec(), **configured)
+                           sim=SimSpec(**sim_values, faults=faults) if sim_values else SimSpec(),
+                           **configured)
+
+
+def _sim_faults(items, report) -> tuple[dict, ...]:
+    """The valid ``[[instruments.sim.faults]]`` as normalised fault dicts; each bad entry is
+    reported at its key (``instruments.sim.faults[2].kind``) with the value and what is
+    allowed (:class:`~spinlight.simulators.faults.Fault` does the checking)."""
+    from spinlight.simulators.dynamics import LimitError
+    from spinlight.simulators.faults import Fault, FaultScript
+
+    if not isinstance(items, list):
+        report("instruments.sim.faults", items, "faults must be an array of tables "
+                                                "([[instruments.sim.faults]])")
+        return ()
+    out = []
+    for i, item in enumerate(items):
+        where = f"instruments.sim.faults[{i}]"
+        try:
+            (fault,) = FaultScript.from_dicts([item])
+        except LimitError as e:
+            name = e.parameter.split(": ", 1)[-1]        # "fault #0: kind" -> "kind"
+            if name in ("key", "fault", "at_s/rate_per_h") or name.endswith(" param"):
+                key = where if name in ("fault", "at_s/rate_per_h") else \
+                    f"{where}.{'params.' if name.endswith(' param') else ''}{e.value}"
+                what = f"unknown key {e.value!r}" if name == "key" else \
+                    f"unknown parameter {e.value!r}" if name.endswith(" param") else \
+                    f"{name}={e.value!r}"
+            else:
+                top = name in (f.name for f in fields(Fault))
+                key = f"{where}.{'' if top else 'params.'}{name}"
+                what = f"{name}={e.value!r}"
+            report(key, e.value, f"{what} is not allowed; allowed: {e.allowed}")
+            continue
+        if fault.target not in FAULT_TARGETS[fault.kind]:
+            report(f"{where}.target", fault.target, f"target={fault.target!r} cannot take a "
+                   f"{fault.kind} fault; choose one of {list(FAULT_TARGETS[fault.kind])}")
+            continue
+        out.append(fault.to_dict())
+    return tuple(out)
+
+
+def _fault_benches(items, measurements, presets, report) -> None:
+    """A fault on a PL target needs a PL bench in every lab: every measured sample needs a
+    luminescence preset (otherwise its lab could not start)."""
+    from spinlight.simulators.samples import LUMINESCENCE_PRESETS
+
+    bare = sorted({presets[m.sample] for m in measurements} - set(LUMINESCENCE_PRESETS))
+    for i, item in enumerate(items):
+        if bare and isinstance(item, dict) and item.get("target") in PL_TARGETS:
+            report(f"instruments.sim.faults[{i}].target", item["target"],
+                   f"target={item['target']!r} is on the PL bench, which the labs of presets "
+                   f"{bare} do not have (no luminescence preset); target mpms3 or ppms")
 
 
 def _connection_ok(name: str, v: dict, report) -> bool:

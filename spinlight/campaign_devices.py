@@ -26,10 +26,22 @@ session (``first=True``: campaign start, or a resume) takes the sample as alread
 Instrument time (:meth:`InstrumentSession.now`): the lab's virtual clock in sim mode, the wall
 clock on real instruments (Unix s).
 
-Faults: the MPMS3 and PPMS drivers get a :class:`~spinlight.instruments.retry.RetryPolicy`
-with the campaign's ``[suspenders]`` ``reconnect_attempts`` / ``reconnect_backoff_s``; their
-interlock monitors and the laser's lock monitor run every :data:`MONITOR_INTERVAL_S` (wall s)
-so the suspenders (:meth:`InstrumentSession.suspenders`) see current values.
+Simulated faults: the campaign's ``[[instruments.sim.faults]]`` are injected into every lab
+(``SimulatedLab(faults=...)``, seeded with ``[instruments.sim] seed``). Their times are per lab
+(instrument s since that lab started): a sample change or a new process (``spinlight resume``)
+starts a new lab that plays the script again from its start. Each injected fault is logged
+(``simulated fault start: KIND on TARGET ...`` / ``... end: ...``), and so is, when the lab
+stops, ``simulated faults on this lab: N injected (KIND xN, ...), M due but not injected``.
+A rehearsal (``speed`` given, as :func:`~spinlight.campaign_estimate.estimate_campaign` does)
+runs without them unless ``faults=True``: the estimate is of the nominal campaign.
+
+Faults: the MPMS3 and PPMS drivers and the socket-RPC HydraHarp and Taiko clients get a
+:class:`~spinlight.instruments.retry.RetryPolicy` with the campaign's ``[suspenders]``
+``reconnect_attempts`` / ``reconnect_backoff_s``; the QD interlock monitors and the laser's lock monitor run every :data:`MONITOR_INTERVAL_S` (wall s)
+so the suspenders (:meth:`InstrumentSession.suspenders`) see current values. On the simulated
+lab that interval is instrument time, i.e. ``MONITOR_INTERVAL_S / speed`` wall s but at least
+:data:`MIN_SIM_MONITOR_S`: at x1000 a fault of a few instrument minutes lasts a fraction of a
+wall second, and a monitor polling once per wall second would never see it.
 """
 
 from __future__ import annotations
@@ -37,7 +49,9 @@ from __future__ import annotations
 import logging
 import pathlib
 import re
+import threading
 import time
+from collections import Counter
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +59,8 @@ logger = logging.getLogger(__name__)
 DEVICE_ORDER = ("mpms3", "ppms", "fluorometer", "tcspc", "laser")
 #: Interlock monitors' poll interval (wall s); the PPMS's own is in its [instruments] table.
 MONITOR_INTERVAL_S = 1.0
+#: Shortest monitor interval on the simulated lab (wall s): the polls must leave CPU to the rest.
+MIN_SIM_MONITOR_S = 0.1
 
 
 class SampleChangeRequired(RuntimeError):
@@ -75,17 +91,24 @@ class InstrumentSession:
 
     ``sim``: override the campaign's mode (the estimate rehearses real campaigns on
     simulators); ``speed``/``seed``: override ``[instruments.sim]``; ``data_dir``: folder for
-    the simulators' ``.dat`` files (one sub-folder per lab)."""
+    the simulators' ``.dat`` files (one sub-folder per lab); ``faults``: inject the campaign's
+    simulated faults (default: unless ``speed`` is given, see the module docstring)."""
 
     def __init__(self, campaign, *, data_dir, sim: bool | None = None, speed: float | None = None,
-                 seed: int | None = None, log: logging.Logger | None = None):
+                 seed: int | None = None, log: logging.Logger | None = None,
+                 faults: bool | None = None):
         self.campaign = campaign
         self.sim = campaign.sim if sim is None else bool(sim)
         self.speed = float(speed if speed is not None else campaign.instruments.sim.speed)
         self.seed = int(seed if seed is not None else campaign.instruments.sim.seed)
+        self.monitor_s = max(MONITOR_INTERVAL_S / self.speed, MIN_SIM_MONITOR_S) if self.sim \
+            else MONITOR_INTERVAL_S        # wall s, see the module docstring
         self.data_dir = pathlib.Path(data_dir)
         self.log = log or logger
+        self.faults = campaign.instruments.sim.faults \
+            if (speed is None if faults is None else faults) else ()
         self.lab = None
+        self._echo = None
         self.sample: str | None = None            # the sample in the instruments now
         self.devices: dict[str, tuple] = {}
         self.datafiles: dict[str, str] = {}       # real QD systems: the .dat they follow
@@ -112,15 +135,22 @@ class InstrumentSession:
         preset = self.campaign.presets[spec.sample]
         folder = self.data_dir / f"{spec.index:03d}-{_safe(spec.sample)}"
         lab = SimulatedLab(speed=self.speed, seed=self.seed, sample=preset,
-                           mass_mg=self.campaign.samples[spec.sample].mass_mg, data_dir=folder)
+                           mass_mg=self.campaign.samples[spec.sample].mass_mg, data_dir=folder,
+                           faults=list(self.faults) or None)
         lab.start()
         self.lab, self.sample = lab, spec.sample
-        self.log.info("simulated lab started: sample %s (preset %s), x%g, seed %d, .dat in %s",
-                      spec.sample, preset, self.speed, self.seed, folder)
+        self.log.info("simulated lab started: sample %s (preset %s), x%g, seed %d, .dat in %s%s",
+                      spec.sample, preset, self.speed, self.seed, folder,
+                      f", {len(self.faults)} scripted faults" if self.faults else "")
+        if lab.faults is not None:
+            self._echo = FaultEcho(lab.faults, self.log)
 
     def _stop_lab(self) -> None:
         self.close_devices()
         if self.lab is not None:
+            if self._echo is not None:
+                self._echo.close()
+                self._echo = None
             self.lab.stop()
             self.lab = None
 
@@ -150,8 +180,10 @@ class InstrumentSession:
         s = self.campaign.suspenders
         extra = {"retry": RetryPolicy(reconnect_attempts=s.reconnect_attempts,
                                       reconnect_backoff_s=s.reconnect_backoff_s)} \
-            if name in ("mpms3", "ppms") else {}
+            if name in ("mpms3", "ppms", "tcspc", "laser") else {}
         if self.sim:
+            if name in ("mpms3", "ppms"):
+                extra["monitor_interval_s"] = self.monitor_s
             devices = _SIM_CONNECT[name](self.lab.endpoints, **extra)
         else:
             config = self._config(name)
@@ -161,7 +193,7 @@ class InstrumentSession:
                     self.datafiles[name] = extra["datafile"]
             devices = _REAL_CONNECT[name](config, **extra)
         if name == "laser":
-            devices[0].start_monitor(MONITOR_INTERVAL_S)
+            devices[0].start_monitor(self.monitor_s)
         return devices
 
     def _config(self, name: str) -> dict:
@@ -214,6 +246,45 @@ class InstrumentSession:
         self.close()
 
 
+class FaultEcho:
+    """Logs what a lab's :class:`~spinlight.simulators.faults.FaultInjector` fires (its
+    ``history``, read every :data:`ECHO_INTERVAL_S` wall s by a daemon thread) and, at
+    :meth:`close`, a summary with the faults that were due but never fired (should be none)."""
+
+    ECHO_INTERVAL_S = 0.1
+
+    def __init__(self, injector, log: logging.Logger):
+        self.injector, self.log, self.seen = injector, log, 0
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fault-echo", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._halt.wait(self.ECHO_INTERVAL_S):
+            self.flush()
+
+    def flush(self) -> None:
+        new = self.injector.history[self.seen:]      # appended only: a slice is a snapshot
+        self.seen += len(new)
+        for h in new:
+            params = ", ".join(f"{k}={v}" for k, v in h.params.items())
+            self.log.info("simulated fault %s: %s on %s%s (+%.0f s on this lab)", h.phase,
+                          h.kind, h.target, f" ({params})" if params else "", h.elapsed_s)
+
+    def close(self) -> None:
+        self._halt.set()
+        self._thread.join(2.0)
+        self.flush()
+        clock = self.injector.clock
+        elapsed = clock.now() - clock.start_unix
+        started = Counter(h.kind for h in self.injector.history if h.phase == "start")
+        missed = [p for p in self.injector.planned if p[2] <= elapsed]
+        self.log.info("simulated faults on this lab: %d injected (%s), %d due but not injected, "
+                      "+%.0f s", sum(started.values()),
+                      ", ".join(f"{k} x{n}" for k, n in sorted(started.items())) or "none",
+                      len(missed), elapsed)
+
+
 def measurement_plan(spec, sample, devices: dict, md: dict | None = None):
     """The plan of ``spec`` on ``devices`` (from :meth:`InstrumentSession.connect`):
     ``spec.kind.plan_function()`` called with the devices of ``kind.instruments`` in order
@@ -235,11 +306,12 @@ def measurement_plan(spec, sample, devices: dict, md: dict | None = None):
 
 
 # -- connection recipes -----------------------------------------------------------------------
-def _mpms3(host, port, *, datafile=None, mode="request", timeout_s=30.0, retry=None) -> tuple:
+def _mpms3(host, port, *, datafile=None, mode="request", timeout_s=30.0, retry=None,
+           monitor_interval_s=MONITOR_INTERVAL_S) -> tuple:
     from spinlight.instruments.mpms3_device import connect_mpms3, mpms3_ac_detector
 
     mpms3, vsm = connect_mpms3(host, port, datafile=datafile, mode=mode, timeout_s=timeout_s,
-                               retry=retry, monitor_interval_s=MONITOR_INTERVAL_S)
+                               retry=retry, monitor_interval_s=monitor_interval_s)
     return mpms3, vsm, mpms3_ac_detector(mpms3, datafile, mode=mode, name="mpms3_ac")
 
 
@@ -260,22 +332,23 @@ def _fluorometer(ex, em, housing, timeout_s=2.0) -> tuple:
     return (connect_spectrofluorometer(ex, em, housing, timeout_s=timeout_s),)
 
 
-def _tcspc(host=None, port=None, library=None, timeout_s=5.0) -> tuple:
+def _tcspc(host=None, port=None, library=None, timeout_s=5.0, retry=None) -> tuple:
     from spinlight.instruments.tcspc import TCSPC, TCSPCDriver, connect_tcspc
 
     if library is None:
-        return (connect_tcspc(host, port, timeout_s=timeout_s),)
+        return (connect_tcspc(host, port, timeout_s=timeout_s, retry=retry),)
     from spinlight.instruments.harp import CtypesHarpBackend, HarpLib
     return (TCSPC(name="tcspc", driver=TCSPCDriver(HarpLib(CtypesHarpBackend())).open()),)
 
 
-def _laser(kind="taiko", host=None, port=None, library=None, url=None, timeout_s=5.0) -> tuple:
+def _laser(kind="taiko", host=None, port=None, library=None, url=None, timeout_s=5.0,
+           retry=None) -> tuple:
     from spinlight.instruments import laser as lz
 
     if kind == "pilas":
         return (lz.connect_pilas(url, timeout_s=timeout_s),)
     if library is None:
-        return (lz.connect_taiko(host, port, timeout_s=timeout_s),)
+        return (lz.connect_taiko(host, port, timeout_s=timeout_s, retry=retry),)
     return (lz.PicosecondLaser(name="laser", driver=lz.PdlmLaserDriver(
         lz.LaserLib(lz.CtypesLaserBackend())).open()),)
 
@@ -292,9 +365,10 @@ _SIM_CONNECT = {
     "ppms": lambda ep, **kw: _ppms(ep["ppms"]["resource"], **kw),
     "fluorometer": lambda ep: _fluorometer(*(_pl(ep, "fluorometer")[k]["url"] for k in (
         "excitation_mono", "emission_mono", "housing"))),
-    "tcspc": lambda ep: _tcspc(_pl(ep, "tcspc")["hydraharp"]["host"],
-                               ep["pl"]["hydraharp"]["port"]),
-    "laser": lambda ep: _laser("taiko", _pl(ep, "laser")["taiko"]["host"], ep["pl"]["taiko"]["port"]),
+    "tcspc": lambda ep, **kw: _tcspc(_pl(ep, "tcspc")["hydraharp"]["host"],
+                                     ep["pl"]["hydraharp"]["port"], **kw),
+    "laser": lambda ep, **kw: _laser("taiko", _pl(ep, "laser")["taiko"]["host"],
+                                     ep["pl"]["taiko"]["port"], **kw),
 }
 
 _REAL_CONNECT = {
@@ -304,9 +378,9 @@ _REAL_CONNECT = {
                                   monitor_interval_s=v["monitor_interval_s"], **kw),
     "fluorometer": lambda v: _fluorometer(v["excitation_url"], v["emission_url"],
                                           v["housing_url"], v["timeout_s"]),
-    "tcspc": lambda v: _tcspc(v["host"], v["port"], v["library"], v["timeout_s"]),
-    "laser": lambda v: _laser(v["kind"], v["host"], v["port"], v["library"], v["url"],
-                              v["timeout_s"]),
+    "tcspc": lambda v, **kw: _tcspc(v["host"], v["port"], v["library"], v["timeout_s"], **kw),
+    "laser": lambda v, **kw: _laser(v["kind"], v["host"], v["port"], v["library"], v["url"],
+                                    v["timeout_s"], **kw),
 }
 
 

@@ -8,7 +8,8 @@ out, per measurement, from the latest run of that measurement whose plan, sample
 are the file's (:class:`MeasurementState`):
 
 * ``done``: that run is the measurement's own plan and its stop document says ``success``
-  (or a run whose writer died after storing every point of the plan);
+  (or a run whose writer died after storing every point of the plan, or a ``chi_t`` sweep
+  whose last stored point is within one point's step of ``t_stop_K``: ``sweep_finished``);
 * ``partial``: it has no stop document and its writer is dead (``Catalog.run_status`` =
   ``interrupted``), or it stopped with ``abort`` / ``fail``; a run whose writer is still alive
   (``open``) refuses the resume;
@@ -42,6 +43,8 @@ import inspect
 import logging
 import os
 import time
+
+from spinlight.plans.dc import sweep_finished
 
 from .campaign_run import CampaignRunner, _json_safe
 from .campaign_store import campaign_files, campaign_id
@@ -127,6 +130,14 @@ def _stored(catalog, run) -> int:
     return sum(catalog.num_events(run, stream) for stream in run)
 
 
+def _sweep_finished(spec, arguments: dict) -> bool:
+    defaults = {n: p.default for n, p in inspect.signature(spec.kind.plan_function())
+                .parameters.items() if p.default is not inspect.Parameter.empty}
+    args = {**defaults, **arguments}
+    return sweep_finished(**{k: args[k] for k in ("t_start_K", "t_stop_K", "rate_K_per_min",
+                                                  "log_interval_s", "resume_from_K")})
+
+
 def _state(catalog, spec, runs) -> tuple[MeasurementState, str | None, bool]:
     """(state, uid to mark when continued, interrupted run holding every point)."""
     st = MeasurementState(spec.index, spec.plan)
@@ -157,6 +168,9 @@ def _state(catalog, spec, runs) -> tuple[MeasurementState, str | None, bool]:
             data = catalog.read_primary(last).get("vsm_temperature", [])
             st.arguments["resume_from_K"] = float(data[-1]) if len(data) \
                 else float(start["resume_from_K"])
+            if _sweep_finished(spec, st.arguments):
+                st.status = "done"  # died after its last logged point: nothing left to sweep
+                return st, None, interrupted
     if st.run_status != "success":     # (a finished IRF before a decay that never started)
         (st.arguments if "continues" in params else st.md)["continues"] = st.run
     return st, st.run if interrupted else None, False

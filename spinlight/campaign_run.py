@@ -24,6 +24,7 @@ these keys)::
         "plan":        its plan name (a key of campaign_schema.REGISTRY)
         "options":     spec.arguments(), JSON-safe (options as written + the plan's defaults)
         "sample":      the [[samples]] name
+        "sim":         on simulators only: {"speed", "seed", "faults": scripted fault count}
     }
 
 Outcomes (:class:`MeasurementResult` ``status``): ``success``; ``failed`` (an exception —
@@ -113,6 +114,25 @@ def _irf_lookup(catalog):
     return lookup
 
 
+def left_of(estimate: MeasurementEstimate, override: dict | None) -> MeasurementEstimate:
+    """What is left of a measurement continued after ``resume_after`` points (the points
+    and, in proportion, the instrument time of its estimate)."""
+    done = int(((override or {}).get("arguments") or {}).get("resume_after", 0))
+    if not done or estimate.points <= 0:
+        return estimate
+    left = max(0, estimate.points - done)
+    return dataclasses.replace(estimate, points=left,
+                               instrument_s=estimate.instrument_s * left / estimate.points)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message``, with the cause when there is one: bluesky's ``FailedStatus`` names
+    only the status (``MoveStatus(...)``), its cause says what the instrument reported."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    return text if cause is None else f"{text} (cause: {type(cause).__name__}: {cause})"
+
+
 class CampaignRunner:
     """Runs a loaded :class:`~spinlight.campaign.Campaign` (see the module docstring).
 
@@ -180,7 +200,7 @@ class CampaignRunner:
             estimates = self.estimates() if self.estimate else None
             counter = self._open_engine()
             if self.progress:
-                todo = {e.index: e for e in estimates
+                todo = {e.index: left_of(e, (overrides or {}).get(e.index)) for e in estimates
                         if e.index >= start_index and e.index not in skip} \
                     if estimates else None
                 progress = CampaignProgress(todo, len(c.measurements), self.session.now,
@@ -189,8 +209,9 @@ class CampaignRunner:
             self.feed.campaign_event(
                 "campaign_start", f"{c.name}: measurements {start_index}..{len(c.measurements) - 1}",
                 campaign=c.name, campaign_id=cid, file=str(c.path),
-                estimated_h=round(sum(e.instrument_s for e in estimates
-                                      if e.index >= start_index) / 3600, 3) if estimates else None)
+                estimated_h=round(sum(left_of(e, (overrides or {}).get(e.index)).instrument_s
+                                      for e in estimates if e.index >= start_index
+                                      and e.index not in skip) / 3600, 3) if estimates else None)
             for r, spec in zip(results, c.measurements[start_index:]):
                 if spec.index in skip:
                     r.status = "skipped"
@@ -238,6 +259,9 @@ class CampaignRunner:
                            "sha256": self.files.sha256, "campaign_id": cid, "index": spec.index,
                            "label": spec.label, "plan": spec.plan,
                            "options": _json_safe(spec.arguments()), "sample": spec.sample}}
+        if session.sim:
+            md["campaign"]["sim"] = {"speed": session.speed, "seed": session.seed,
+                                     "faults": len(session.faults)}
         try:
             devices = session.connect(spec)
             t0 = session.now()
@@ -282,7 +306,7 @@ class CampaignRunner:
         return r.status
 
     def _failed(self, spec, r: MeasurementResult, exc: Exception) -> str:
-        r.status, r.error = "failed", f"{type(exc).__name__}: {exc}"
+        r.status, r.error = "failed", describe_error(exc)
         log.error("measurement %d (%s on %s) failed: %s", spec.index, spec.plan, spec.sample,
                   r.error, exc_info=exc)
         self.feed.campaign_event("fault", f"measurement {spec.index} ({spec.plan} on "

@@ -124,7 +124,7 @@ def ac_context(stations: tuple[str, ...]) -> tuple:
 
 
 _DC, _AC = "spinlight.plans.dc", "spinlight.plans.ac"
-_PL, _LT, _PLC = "spinlight.plans.pl", "spinlight.plans.lifetime", "spinlight.campaign_pl"
+_PL, _LT, _PLC = "spinlight.plans.pl", "spinlight.plans.lifetime", "spinlight.plans.pl_checks"
 _MPMS3, _PL_BENCH = ("mpms3",), ("fluorometer", "laser", "tcspc")
 _AC_STATIONS = dict(stations=("mpms3", "ppms"), context=ac_context, sim_model="ac")
 
@@ -144,19 +144,20 @@ register(PlanKind("ac_field_scan", f"{_AC}:ac_field_scan", f"{_AC}:validate_ac_f
 register(PlanKind("ac_temperature_scan", f"{_AC}:ac_temperature_scan",
                   f"{_AC}:validate_ac_temperature_scan", **_AC_STATIONS,
                   description="one frequency sweep per temperature"))
-# Photoluminescence: the plans check wavelengths against the connected gratings; until they
-# expose pure validators, spinlight.campaign_pl checks with the plans' own constants.
-register(PlanKind("emission_spectrum", f"{_PL}:emission_spectrum", f"{_PLC}:check_emission_spectrum",
+# Photoluminescence: no context, so the validators check against the widest bench's limits
+# (the plans pass the connected gratings', laser's and TCSPC's).
+register(PlanKind("emission_spectrum", f"{_PL}:emission_spectrum",
+                  f"{_PLC}:validate_emission_spectrum",
                   instruments=("fluorometer",), devices=("laser",), sim_model="luminescence",
                   description="emission vs wavelength at a fixed lamp excitation"))
 register(PlanKind("excitation_spectrum", f"{_PL}:excitation_spectrum",
-                  f"{_PLC}:check_excitation_spectrum", instruments=("fluorometer",),
+                  f"{_PLC}:validate_excitation_spectrum", instruments=("fluorometer",),
                   devices=("laser",), sim_model="luminescence",
                   description="emission at one wavelength vs lamp excitation"))
 register(PlanKind("instrument_response", f"{_LT}:instrument_response",
-                  f"{_PLC}:check_instrument_response", instruments=_PL_BENCH,
+                  f"{_PLC}:validate_instrument_response", instruments=_PL_BENCH,
                   sim_model="luminescence", description="TCSPC instrument response (scatterer)"))
-register(PlanKind("lifetime_decay", f"{_LT}:lifetime_decay", f"{_PLC}:check_lifetime_decay",
+register(PlanKind("lifetime_decay", f"{_LT}:lifetime_decay", f"{_PLC}:validate_lifetime_decay",
                   instruments=_PL_BENCH, sim_model="luminescence",
                   description="TCSPC luminescence decay at one emission wavelength"))
 

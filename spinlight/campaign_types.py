@@ -208,11 +208,14 @@ def check_table(table, spec: Mapping[str, Field], key_path: str, report: Report,
     return None if count.count else out
 
 
-def dataclass_fields(cls, ranges: Mapping[str, tuple]) -> dict[str, Field]:
+def dataclass_fields(cls, ranges: Mapping[str, tuple], skip=()) -> dict[str, Field]:
     """A fixed-table spec from a dataclass: types from the annotations, defaults from the
-    dataclass, ``ranges[name] = (low, high, unit)`` (so defaults live in one place)."""
+    dataclass, ``ranges[name] = (low, high, unit)`` (so defaults live in one place); the
+    fields in ``skip`` are checked elsewhere (e.g. an array of tables)."""
     out = {}
     for f in fields(cls):
+        if f.name in skip:
+            continue
         low, high, unit = ranges.get(f.name, (None, None, ""))
         out[f.name] = Field(ANNOTATIONS[f.type], REQUIRED if f.default is MISSING else f.default,
                             None if low is None else (low, high), unit)

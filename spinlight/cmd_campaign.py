@@ -67,6 +67,8 @@ def register(sub) -> None:
                    help="instrument s per wall s (default 20000)")
     p.add_argument("--preset", default=None,
                    help="simulator preset (default: the run's sample name)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="simulator seed (default: the original run's, if it was simulated)")
     p.set_defaults(func=replay)
 
 
@@ -186,7 +188,7 @@ def replay(args: argparse.Namespace) -> int:
 
     try:
         rr = replay_run(args.run, catalog_root=data_dir(args), preset=args.preset,
-                        speed=REPLAY_SPEED if args.speed is None else args.speed)
+                        speed=REPLAY_SPEED if args.speed is None else args.speed, seed=args.seed)
     except (ReplayError, NotACatalogError, RunNotFoundError, ValueError) as e:
         return fail("replay", str(e))
     print(side_by_side(rr))
@@ -226,6 +228,12 @@ def summary(c) -> str:
     if c.sim:
         lines.append(f"instruments: simulated lab (speed x{c.instruments.sim.speed:g}, "
                      f"seed {c.instruments.sim.seed})")
+        faults = c.instruments.sim.faults
+        if faults:
+            lines.append(f"  scripted faults ({len(faults)}): " + ", ".join(
+                f"{f['kind']} on {f['target']} " + (f"at {f['at_s']:g} s" if "at_s" in f
+                                                    else f"{f['rate_per_h']:g}/h")
+                for f in faults))
     else:
         lines.append("instruments:")
         lines += [_instrument(n, getattr(c.instruments, n)) for n in c.instruments.configured]

@@ -9,7 +9,9 @@ What is replayed (:func:`replay_source`), from the run's start document:
   :data:`spinlight.campaign_schema.REGISTRY` (every required one given, none unknown);
   otherwise :class:`ReplayError` says which keys are missing or unknown.
 
-The sample is ``start["sample"]``; the simulator preset is its name unless ``preset`` is given.
+The sample is ``start["sample"]``; the simulator preset is its name unless ``preset`` is given;
+the simulators' seed is the original's when it was measured on simulators (so a replay draws
+the same noise and reproduces the points exactly), unless ``seed`` is given.
 :func:`replay_campaign_text` writes a one-measurement sim campaign file
 (``<catalog>-replays/replay-<uid8>.toml``, its log next to it) storing into the same catalog;
 it is validated like any campaign file and run by
@@ -130,10 +132,12 @@ def _points(catalog, run) -> int:
     return sum(catalog.num_events(run, stream) for stream in run)
 
 
-def replay_run(ref, *, catalog_root, speed: float = REPLAY_SPEED, seed: int = 0,
+def replay_run(ref, *, catalog_root, speed: float = REPLAY_SPEED, seed: int | None = None,
                preset: str | None = None, progress: bool = False) -> ReplayResult:
     """Replay run ``ref`` (scan id, uid (prefix), -N) of the catalog in ``catalog_root`` on
-    simulators into the same catalog (see the module docstring)."""
+    simulators into the same catalog (see the module docstring). ``seed``: the simulators'
+    seed; by default the original run's (``start["campaign"]["sim"]["seed"]``) when it was
+    itself measured on simulators, so the replay draws the same noise, else 0."""
     from .campaign import CampaignError, load_campaign
     from .campaign_run import CampaignRunner
     from .catalog import open_catalog
@@ -142,6 +146,9 @@ def replay_run(ref, *, catalog_root, speed: float = REPLAY_SPEED, seed: int = 0,
     check_range("speed", speed, 1.0, 1e7, "x wall time")
     with open_catalog(catalog_root) as catalog:
         start = catalog.start_doc(catalog.get_run(ref))
+    if seed is None:
+        sim = (start.get("campaign") or {}).get("sim") or {}
+        seed = int(sim.get("seed", 0))
     text = replay_campaign_text(start, catalog=catalog_root, speed=speed, seed=seed, preset=preset)
     path = pathlib.Path(catalog_root).resolve()
     path = path.with_name(path.name + "-replays") / f"replay-{start['uid'][:8]}.toml"

@@ -17,6 +17,8 @@ import time
 import pytest
 
 from spinlight.campaign import load_campaign
+from spinlight.campaign_estimate import MeasurementEstimate
+from spinlight.campaign_run import left_of
 from spinlight.campaign_store import cached_estimate, campaign_files
 from spinlight.catalog import open_catalog
 from spinlight.cli import main
@@ -134,3 +136,11 @@ def test_kill9_then_resume_stores_every_point_once(tmp_path):
 
     code, out, _ = _resume(path)
     assert code == 0 and "nothing to resume" in out
+
+
+def test_the_progress_of_a_continuation_counts_only_what_is_left():
+    est = MeasurementEstimate(2, "ac", "ac_frequency_sweep", "mCB-Nd", points=9, instrument_s=900.0)
+    left = left_of(est, {"arguments": {"resume_after": 3, "continues": "uid"}, "md": {}})
+    assert (left.points, left.instrument_s, left.index) == (6, 600.0, 2)
+    assert left_of(est, None) is est and left_of(est, {"md": {"continues": "uid"}}) is est
+    assert left_of(est, {"arguments": {"resume_after": 12}}).points == 0

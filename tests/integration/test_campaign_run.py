@@ -28,7 +28,8 @@ from spinlight.simulators.lab import SimulatedLab
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
-MD_KEYS = {"name", "file", "sha256", "campaign_id", "index", "label", "plan", "options", "sample"}
+MD_KEYS = {"name", "file", "sha256", "campaign_id", "index", "label", "plan", "options", "sample",
+           "sim"}
 
 SAMPLES = """
 [[samples]]
@@ -136,6 +137,7 @@ def test_run_stores_every_measurement_with_the_campaign_metadata(quick):
             assert (md["plan"], md["sample"], md["label"]) == (spec.plan, spec.sample, spec.label)
             assert md["sha256"] == quick.files.sha256 and md["file"] == str(quick.path.resolve())
             assert md["options"] == json.loads(json.dumps(spec.arguments()))
+            assert md["sim"] == {"speed": 20000.0, "seed": 1, "faults": 0}
             assert run.metadata["stop"]["exit_status"] == "success"
         # stored events = the rehearsal's points, measurement by measurement
         stored = {}

@@ -12,6 +12,7 @@ import pytest
 
 import MultiPyVu.MultiVuClient_base as _client_base
 
+from polling import wait_for
 from spinlight.instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout
 from spinlight.instruments.laser import connect_pilas, connect_taiko
 from spinlight.instruments.mpms3 import MPMS3Driver
@@ -51,14 +52,6 @@ def inject(lab, script, seed=0):
 def elapsed(lab, t=None) -> float:
     return (lab.clock.now() if t is None else t) - lab.clock.start_unix
 
-
-def wait_for(pred, timeout_s=5.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def ppms_driver(lab, timeout_s=0.3) -> PPMSDriver:

@@ -222,6 +222,7 @@ def test_abort_while_the_laser_is_on_leaves_the_light_off():
         with pytest.raises(RunEngineInterrupted):
             RE(lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0,
                               expected_lifetime_ns=134.0, irf=None, peak_counts=3000))
+        watcher.join(10)        # request_pause returns in the watcher after the RE has paused
         assert paused.is_set() and RE.state == "paused"
         assert pl.laser.snapshot().soft_locked                 # no light while paused
         RE.abort("test")

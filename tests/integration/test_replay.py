@@ -63,6 +63,13 @@ def test_replay_of_a_campaign_run_is_a_new_linked_run_with_the_same_points(tmp_p
         assert start["plan_args"] == old.metadata["start"]["plan_args"]
         assert start["campaign"]["options"] == old.metadata["start"]["campaign"]["options"]
         assert start["sample"] == old.metadata["start"]["sample"]
+        # the simulators of the original, recorded, and its seed reused by the replay
+        assert old.metadata["start"]["campaign"]["sim"] == {"speed": 20000.0, "seed": 4,
+                                                            "faults": 0}
+        assert start["campaign"]["sim"] == {"speed": 50000.0, "seed": 4, "faults": 0}
+        # same seed, same plan: the simulators draw the same noise, point for point
+        assert list(catalog.read_primary(run)["vsm_moment"]) == \
+            list(catalog.read_primary(old)["vsm_moment"])
         assert list(catalog.read_primary(run)["mpms3_field"]) == pytest.approx([0, 2500, 5000],
                                                                                abs=5.0)
         old_start = old.metadata["start"]

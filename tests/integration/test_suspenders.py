@@ -15,11 +15,12 @@ import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky.suspenders import SuspendBoolHigh
-from bluesky.utils import Msg
+from bluesky.utils import FailedStatus, Msg
 from ophyd import Signal
 
 import MultiPyVu.MultiVuClient_base as _client_base
 
+from polling import wait_for
 from spinlight.instruments.errors import ConnectionLost
 from spinlight.instruments.laser import connect_taiko
 from spinlight.instruments.mpms3_device import connect_mpms3
@@ -154,14 +155,6 @@ def assert_ppms_safe(ppms):
     assert ppms.driver.get_temperature_setpoint()[0] == pytest.approx(295.0)   # held
     assert state in ("stable", "within tolerance, waiting for equilibrium")
 
-
-def wait_for(pred, timeout_s=5.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def interruptions(session):
@@ -361,6 +354,66 @@ def test_mpms3_fault_during_an_m_h_is_survived(mpms3_lab, kind, faults):
         else:
             assert "connection_lost" in kinds and "reconnected" in kinds
             assert mpms3.connected.get()
+        assert_mpms3_safe(mpms3)
+    finally:
+        s.close()
+        mpms3.close()
+
+
+def quench_during_ramp_to(lab, session, field_obj, target_Oe, after_s=10.0):
+    """Inject a quench ``after_s`` instrument s into the ramp the plan starts to ``target_Oe``."""
+    def hook(msg):
+        if (msg.command == "set" and msg.obj is field_obj and msg.args[0] == target_Oe
+                and not session.injectors):
+            session.injectors.append(FaultInjector.for_lab(lab, FaultScript().at(
+                "quench", session.elapsed() + after_s, target="mpms3")))
+    session.RE.msg_hook = hook
+
+
+RAMP_FIELDS = [1000.0, 6000.0]     # 50 instrument s of ramp between them at 100 Oe/s
+
+
+@pytest.mark.parametrize("ramp_to", [6000.0, 0.0], ids=["to_a_point", "safe_state_to_zero"])
+def test_a_quench_during_a_field_ramp_suspends_and_the_ramp_is_made_again(mpms3_lab, ramp_to):
+    lab, ep = mpms3_lab
+    mpms3, vsm = connect_mpms3(ep["host"], ep["port"], timeout_s=0.5, retry=RetryPolicy(**POLICY),
+                               monitor_interval_s=0.02)
+    s = Session(lab, suspend_on=[mpms3])
+    quench_during_ramp_to(lab, s, mpms3.field, ramp_to)
+    states = []
+    s.RE.state_hook = lambda new, old: states.append(new)
+    try:
+        s.RE(m_h(mpms3, vsm, SAMPLE, temperatures_K=[295.0], fields_Oe=RAMP_FIELDS,
+                 field_rate_Oe_per_s=100.0, averaging_time_s=10.0, zero_field_between=False))
+        events = assert_all_points_once(s, "primary", "mpms3_field_setpoint", RAMP_FIELDS)
+        np.testing.assert_allclose([e["data"]["vsm_field"] for e in events], RAMP_FIELDS, atol=2.0)
+        assert s.fault_window("quench")[0] is not None and states.count("suspending") == 1
+        assert not mpms3.magnet_fault.get()
+        if ramp_to:      # the point at 6000 Oe was measured after the quench, at full field
+            (note,) = interruptions(s)
+            assert "magnet quench" in note
+            assert events[1]["data"]["vsm_time"] - lab.clock.start_unix > s.fault_window("quench")[0]
+        # else: the safe state runs after the run's stop document, so no interruption event
+        assert_mpms3_safe(mpms3)
+    finally:
+        s.close()
+        mpms3.close()
+
+
+def test_without_a_quench_suspender_a_quench_during_a_ramp_fails_the_run_safely(mpms3_lab):
+    lab, ep = mpms3_lab
+    mpms3, vsm = connect_mpms3(ep["host"], ep["port"], timeout_s=0.5, retry=RetryPolicy(**POLICY))
+    s = Session(lab)
+    quench_during_ramp_to(lab, s, mpms3.field, 6000.0)
+    try:
+        with pytest.raises(FailedStatus) as failed:
+            s.RE(m_h(mpms3, vsm, SAMPLE, temperatures_K=[295.0], fields_Oe=RAMP_FIELDS,
+                     field_rate_Oe_per_s=100.0, averaging_time_s=10.0, zero_field_between=False))
+        assert "fault while moving to 6000" in str(failed.value.__cause__)
+        stop = s.stop_doc()     # the catalog says why, not just "MoveStatus(...)"
+        assert stop["exit_status"] == "fail" and "fault while moving to 6000.0" in stop["reason"]
+        assert "Quenching" in stop["reason"]
+        assert len(s.events("primary")) == 1
         assert_mpms3_safe(mpms3)
     finally:
         s.close()

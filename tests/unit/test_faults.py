@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from polling import wait_for
 from spinlight.simulators.clock import VirtualClock
 from spinlight.simulators.dynamics import LimitError
 from spinlight.simulators.faults import FaultInjector, FaultScript
@@ -47,14 +48,6 @@ def mpms3(clock, tmp_path):
     yield sim
     sim.stop()
 
-
-def wait_for(pred, timeout_s=5.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def nibble(word: int, i: int) -> int:

@@ -12,7 +12,7 @@ from spinlight.instruments.mpms3_device import connect_mpms3, mpms3_ac_detector
 from spinlight.instruments.ppms_device import connect_ppms, ppms_ac_detector
 from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.plans import Sample, chi_t, m_h, mce_isotherms
-from spinlight.plans.dc import sweep_continuation
+from spinlight.plans.dc import sweep_continuation, sweep_finished
 from spinlight.plans.ac import ac_field_scan, mpms3_ac_station, ppms_ac_station
 from spinlight.plans.pl import emission_spectrum
 from spinlight.plans.resume import blocks_left
@@ -241,6 +241,26 @@ def test_a_sweep_continuation_is_placed_by_temperature_not_by_count():
     sweep = dict(rate_K_per_min=12, log_interval_s=5)
     assert sweep_continuation(t_start_K=10, t_stop_K=4.5, resume_from_K=7.0, **sweep) == (6.0, 2)
     assert sweep_continuation(t_start_K=2, t_stop_K=10, resume_from_K=4.0, **sweep) == (5.0, 6)
+
+
+
+@pytest.mark.parametrize("t_start_K,t_stop_K", [(10.0, 4.5), (2.0, 10.0)])
+def test_a_sweep_is_finished_exactly_when_it_cannot_be_continued(t_start_K, t_stop_K):
+    """A sweep killed after its last logged point is done (the resume skips it); any other
+    last temperature can be continued."""
+    sweep = dict(t_start_K=t_start_K, t_stop_K=t_stop_K, rate_K_per_min=12, log_interval_s=5)
+    for resume_from_K in np.linspace(t_start_K, t_stop_K, 57):
+        finished = sweep_finished(resume_from_K=resume_from_K, **sweep)
+        if finished:
+            with pytest.raises(ValueError, match="resume_from_K"):
+                sweep_continuation(resume_from_K=resume_from_K, **sweep)
+        else:
+            t_from, points = sweep_continuation(resume_from_K=resume_from_K, **sweep)
+            assert points >= 1 and abs(t_from - resume_from_K) == pytest.approx(1.0)
+    # the last point of the nominal grid (1 K steps) leaves nothing; one before it does
+    last = t_stop_K - np.sign(t_stop_K - t_start_K) * 0.5
+    assert sweep_finished(resume_from_K=last, **sweep)
+    assert not sweep_finished(resume_from_K=last - np.sign(t_stop_K - t_start_K) * 1.0, **sweep)
 
 
 def test_blocks_left_enters_a_partly_measured_block_at_its_next_point():
