@@ -16,9 +16,14 @@ from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import MoveStatus
 
-from .errors import InstrumentError
+from .errors import InstrumentError, InstrumentTimeout
+from .retry import GarbledReply
 
 log = logging.getLogger(__name__)
+
+#: consecutive status polls of a move that may fail (each after the driver's own retries)
+#: before the move fails: a connection that answers garbage for that long is not transient
+MAX_FAILED_POLLS = 3
 
 
 class QDMoveStatus(MoveStatus):
@@ -109,10 +114,23 @@ class QDAxis(Device):
               done_states: frozenset) -> None:
         seen_moving = False
         fault_since = None
+        failed_reads = 0
         try:
             while not status.done:
                 if not stop.is_set():
-                    value, state = self.update()
+                    try:
+                        value, state = self.update()
+                        failed_reads = 0
+                    except (GarbledReply, InstrumentTimeout) as exc:
+                        # the driver already retried; the move goes on in the instrument, so a
+                        # few unreadable polls in a row (a burst of faults) do not end it
+                        failed_reads += 1
+                        if failed_reads > MAX_FAILED_POLLS:
+                            raise
+                        log.warning("%s: status poll %d/%d failed while moving to %s: %s",
+                                    self.name, failed_reads, MAX_FAILED_POLLS, target, exc)
+                        stop.wait(self.poll_interval_s.get())
+                        continue
                 # Checked after the reading too: the hold that stop() sends may already have
                 # settled, and that must not pass for the end of the stopped move.
                 if stop.is_set():

@@ -8,6 +8,8 @@ from ophyd.status import MoveStatus
 from spinlight.instruments.errors import InstrumentError
 from spinlight.instruments.mpms3 import MPMS3Driver
 from spinlight.instruments.mpms3_device import MPMS3
+from spinlight.instruments.qd_axis import MAX_FAILED_POLLS
+from spinlight.instruments.retry import GarbledReply
 from spinlight.instruments.transports import TranscriptTransport
 
 
@@ -113,3 +115,21 @@ def test_bad_setpoint_raises_before_sending():
     with pytest.raises(ValueError, match="field_Oe"):
         dev.field.set(1e6)
     assert dev.driver.transport.sent == []
+
+
+@pytest.mark.parametrize("bad_polls", [MAX_FAILED_POLLS, MAX_FAILED_POLLS + 1])
+def test_a_burst_of_unreadable_polls_does_not_end_a_move_unless_it_persists(bad_polls):
+    # the driver has no retries here: every garbled reply reaches the poller
+    dev = make([("TEMP 10.0,10.0,0", "TEMP Command Received"),
+                ("TEMP?", "200.0,K,Tracking")]
+               + [("TEMP?", "#\x01garbage")] * bad_polls
+               + [("TEMP?", "10.0,K,Stable")])
+    st = dev.temperature.set(10.0)
+    if bad_polls <= MAX_FAILED_POLLS:
+        st.wait(5)
+        assert st.success and dev.temperature.position == 10.0
+        dev.driver.transport.assert_done()
+    else:
+        with pytest.raises(GarbledReply):
+            st.wait(5)
+        assert "GarbledReply" in str(st)          # what a stop document's reason shows
