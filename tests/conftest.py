@@ -12,3 +12,15 @@ def real_data_dir() -> pathlib.Path:
     # fail, not skip: a missing folder must not silently disable the real-data tests
     assert path.is_dir(), f"real data folder not found: {path}"
     return path
+
+
+@pytest.fixture
+def faults():
+    """Fault events ``(kind, fields)`` reported on the ``spinlight.faults`` hook while the
+    test runs (retries, lost connections, reconnections, give-ups)."""
+    from spinlight.instruments.retry import add_fault_listener, remove_fault_listener
+
+    seen = []
+    handle = add_fault_listener(lambda kind, message, fields: seen.append((kind, fields)))
+    yield seen
+    remove_fault_listener(handle)

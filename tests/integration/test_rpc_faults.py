@@ -20,7 +20,7 @@ from polling import wait_for
 from spinlight.instruments.clib import NotRetried
 from spinlight.instruments.errors import ConnectionLost
 from spinlight.instruments.laser import connect_taiko
-from spinlight.instruments.retry import RetryPolicy, add_fault_listener, remove_fault_listener
+from spinlight.instruments.retry import RetryPolicy
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.plans.suspenders import SuspendWhileDisconnected, campaign_suspenders
 from spinlight.simulators.faults import FaultInjector, FaultScript
@@ -108,13 +108,6 @@ class Bench:
 
 GARBLED, TIMEOUT = ("garbled", {"count": 1}), ("timeout", {"count": 1})
 
-
-@pytest.fixture
-def faults():
-    seen = []
-    handle = add_fault_listener(lambda kind, message, fields: seen.append((kind, fields)))
-    yield seen
-    remove_fault_listener(handle)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from spinlight.instruments.errors import ConnectionLost
 from spinlight.instruments.laser import connect_taiko
 from spinlight.instruments.mpms3_device import connect_mpms3
 from spinlight.instruments.ppms_device import connect_ppms, ppms_ac_detector
-from spinlight.instruments.retry import RetryPolicy, add_fault_listener, remove_fault_listener
+from spinlight.instruments.retry import RetryPolicy
 from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.plans import Sample, m_h
@@ -50,14 +50,6 @@ def _quiet_multipyvu(monkeypatch, tmp_path):
     monkeypatch.setattr(_client_base, "setup_logging", lambda *a, **k: None)
     monkeypatch.chdir(tmp_path)
 
-
-@pytest.fixture
-def faults():
-    """Fault events (kind, fields) reported on the ``spinlight.faults`` hook."""
-    seen = []
-    handle = add_fault_listener(lambda kind, message, fields: seen.append((kind, fields)))
-    yield seen
-    remove_fault_listener(handle)
 
 
 class Session:
