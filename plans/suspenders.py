@@ -83,7 +83,8 @@ class SuspendOnMagnetFault(SuspendBoolHigh):
         # the field move must outlast a fault long enough for the monitor to see it and for
         # this suspender to stop the move (success) rather than the move failing the run
         grace = FAULT_GRACE_MONITOR_POLLS * float(system.monitor_interval_s.get()) + 1.0
-        if system.field.fault_grace_s.get() < grace:
+        self.previous_grace_s = system.field.fault_grace_s.get()   # restored by remove()
+        if self.previous_grace_s < grace:
             system.field.fault_grace_s.put(grace)
 
     def _should_suspend(self, value):
@@ -228,6 +229,8 @@ def remove(RE, suspenders) -> None:
     when none is left)."""
     for s in suspenders:
         RE.remove_suspender(s)
+        if isinstance(s, SuspendOnMagnetFault):   # no suspender left to act on a fault
+            s.system.field.fault_grace_s.put(s.previous_grace_s)
     if not RE.suspenders and checkpoint_after_save in RE.preprocessors:
         RE.preprocessors.remove(checkpoint_after_save)
         RE.register_command("save", RE._save)

@@ -130,10 +130,8 @@ def _stored(catalog, run) -> int:
     return sum(catalog.num_events(run, stream) for stream in run)
 
 
-def _sweep_finished(spec, arguments: dict) -> bool:
-    defaults = {n: p.default for n, p in inspect.signature(spec.kind.plan_function())
-                .parameters.items() if p.default is not inspect.Parameter.empty}
-    args = {**defaults, **arguments}
+def _sweep_finished(spec, overrides: dict) -> bool:
+    args = {**spec.arguments(), **overrides}       # the file's options with the plan's defaults
     return sweep_finished(**{k: args[k] for k in ("t_start_K", "t_stop_K", "rate_K_per_min",
                                                   "log_interval_s", "resume_from_K")})
 

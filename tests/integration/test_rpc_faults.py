@@ -188,7 +188,7 @@ def test_a_short_taiko_outage_is_ridden_out_and_seen_by_the_monitor(tmp_path, fa
         assert lab.pl.laser.snapshot().repetition_rate_hz == 500_000
         assert laser.repetition_rate_hz.get() == 500_000
         assert wait_for(lambda: laser.connected.get() is True, 2.0)
-        assert True in seen[seen.index(False):] and not laser.reconnect_failed.get()
+        assert any(seen[seen.index(False):]) and not laser.reconnect_failed.get()
     kinds = [k for k, _ in faults]
     assert kinds.count("connection_lost") == 1 and kinds.count("reconnected") == 1
     assert "gave_up" not in kinds and {f["instrument"] for _, f in faults} == {"laser"}

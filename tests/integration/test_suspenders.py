@@ -387,6 +387,9 @@ def test_a_quench_during_a_field_ramp_suspends_and_the_ramp_is_made_again(mpms3_
             assert events[1]["data"]["vsm_time"] - lab.clock.start_unix > s.fault_window("quench")[0]
         # else: the safe state runs after the run's stop document, so no interruption event
         assert_mpms3_safe(mpms3)
+        assert mpms3.field.fault_grace_s.get() > 1.0
+        remove(s.RE, list(s.RE.suspenders))    # no suspender: a fault fails a move at once again
+        assert mpms3.field.fault_grace_s.get() == 0.0
     finally:
         s.close()
         mpms3.close()
