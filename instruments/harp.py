@@ -49,8 +49,8 @@ from __future__ import annotations
 import sys
 from ctypes import c_double, c_int, c_uint
 
-from .clib import (CtypesBackend, In, Out, OutArray, OutStr, TranscriptBackend, VendorLibrary,
-                   load_library)
+from .clib import In, Out, OutArray, OutStr, TranscriptBackend, VendorLibrary
+from .clib_ctypes import CtypesBackend, load_library
 from .picoquant_defs import HH_MAXHISTLEN
 from .rpc_backend import SocketRpcBackend
 

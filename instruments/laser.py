@@ -17,12 +17,14 @@ semantics) are in :mod:`.pdlm`, re-exported here. The serial alternative is
 soft-locked the laser too; a driver without that status, e.g. the PiLas, reports "locked but
 not soft-locked").
 
-**Monitor.** ``start_monitor`` polls the lock state in the background (suspenders watch
-``interlock_open``) and, like the QD systems' monitor (:mod:`.monitor`, whose ``poll_once`` it
-shares), publishes ``connected`` (False after a round failed with a lost connection, True
-after one succeeded) and ``reconnect_failed`` (down and the driver's
+**Monitor.** :class:`PicosecondLaser` is a :class:`~.monitor.ConnectionMonitor`, like the QD
+systems: ``start_monitor`` polls the lock state in the background (suspenders watch
+``interlock_open``) and publishes ``connected`` (False after a round failed with a lost
+connection, True after one succeeded) and ``reconnect_failed`` (down and the driver's
 :class:`~.retry.RetryPolicy` has given up); it polls in the policy's ``no_backoff`` mode. A
-failed round reports the laser locked (no emission).
+failed round reports the laser locked (no emission). Both drivers run under a policy (Taiko:
+the library's, :mod:`.pdlm`; PiLas: the command driver's, :mod:`.pilas`), so the monitor works
+the same for either.
 
 **Lock rule.** The laser is locked when the device is created and may be unlocked only by an
 acquisition: ``stage()`` unlocks and ``unstage()`` / ``stop()`` lock again; ``soft_lock.put(False)``
@@ -41,13 +43,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 
 from ophyd import Component as Cpt
-from ophyd import Device, Signal
+from ophyd import Signal
 
 from .errors import check_range
-from .monitor import MonitorMixin
+from .monitor import ConnectionMonitor
 from .pdlm import (LIBRARY_NAMES, MODES, PDLM_FUNCTIONS, PDLM_NOT_RETRIED, CtypesLaserBackend,
                    LaserLib, PdlmLaserDriver, SocketRpcLaserBackend, TranscriptLaserBackend)
 from .pilas import PiLasDriver
@@ -126,7 +127,7 @@ class _Lifetime(Signal):
         super().put(tau, **kwargs)
 
 
-class PicosecondLaser(Device):
+class PicosecondLaser(ConnectionMonitor):
     """A ps diode laser (Taiko or PiLas driver); see the module docstring for the rules."""
 
     repetition_rate_hz = Cpt(_Setting, value=math.nan, attr="repetition_rate_hz", kind="config")
@@ -139,15 +140,11 @@ class PicosecondLaser(Device):
     locked = Cpt(Signal, value=True, kind="normal")
     emission = Cpt(Signal, value=False, kind="normal")
     interlock_open = Cpt(Signal, value=False, kind="omitted")
-    connected = Cpt(Signal, value=True, kind="omitted")
-    reconnect_failed = Cpt(Signal, value=False, kind="omitted")
 
     def __init__(self, *args, driver, **kwargs):
         self.driver = driver
         super().__init__(*args, **kwargs)
         self.acquiring = False
-        self._monitor_stop = threading.Event()
-        self._monitor: threading.Thread | None = None
         self.driver.set_soft_lock(True)       # default: locked
         self.refresh()
 
@@ -190,41 +187,14 @@ class PicosecondLaser(Device):
         self.emission.put(not locked)
         self.interlock_open.put(bool(interlock))
 
-    #: one monitoring round (connected, reconnect_failed), shared with the QD monitors
-    poll_once = MonitorMixin.poll_once
-
     def _monitor_once(self) -> None:
+        """One monitor round (:class:`~.monitor.ConnectionMonitor`): the lock state."""
         try:
             self.update_lock_state()
         except Exception:       # a failed poll reports locked
             self.locked.put(True)
             self.emission.put(False)
             raise
-
-    @property
-    def monitoring(self) -> bool:
-        return self._monitor is not None and self._monitor.is_alive()
-
-    def start_monitor(self, interval_s: float = 1.0) -> None:
-        """Poll the lock state and the connection every ``interval_s`` (wall s) in the
-        background, so suspenders can watch ``interlock_open`` and ``connected``."""
-        interval = check_range("interval_s", interval_s, 0.01, 3600.0, "s")
-        self.stop_monitor()
-        self._monitor_stop = stop = threading.Event()
-
-        def run():
-            while not stop.wait(interval):
-                self.poll_once()
-
-        self._monitor = threading.Thread(target=run, daemon=True, name=f"{self.name}-lock-monitor")
-        self._monitor.start()
-
-    def stop_monitor(self) -> None:
-        """End the monitor and wait for a round in progress (at most 5 s)."""
-        self._monitor_stop.set()
-        if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join(timeout=5.0)
-        self._monitor = None
 
     # -- acquisitions ---------------------------------------------------------------------
     def stage(self):
@@ -296,13 +266,18 @@ def connect_taiko(host: str, port: int, *, name: str = "laser", usb_index: int =
         raise
 
 
-def connect_pilas(url: str, *, name: str = "laser", timeout_s: float = 2.0) -> PicosecondLaser:
+def connect_pilas(url: str, *, name: str = "laser", timeout_s: float = 2.0,
+                  retry: RetryPolicy | None = None) -> PicosecondLaser:
     """Open a PiLas at ``url`` (``socket://127.0.0.1:PORT``, ``/dev/ttyUSB0``, ``COM3``; 19200 8N1,
-    ``\\n`` both ways) and return a locked, ready :class:`PicosecondLaser`."""
+    ``\\n`` both ways) and return a locked, ready :class:`PicosecondLaser`. ``timeout_s`` (s) bounds
+    each reply; ``retry``: the driver's :class:`~.retry.RetryPolicy` (default ``RetryPolicy()``;
+    semantics in :mod:`.pilas`)."""
+    timeout = check_range("timeout_s", timeout_s, 0.01, 600.0, "s")
     transport = SerialTransport(url, name=name, baudrate=19200, write_eol="\n", read_eol="\n",
-                                timeout_s=timeout_s)
+                                timeout_s=timeout)
+    driver = PiLasDriver(transport, name=name, retry=RetryPolicy() if retry is None else retry)
     try:
-        return PicosecondLaser(name=name, driver=PiLasDriver(transport, name=name).open())
+        return PicosecondLaser(name=name, driver=driver.open())
     except Exception:
         transport.close()
         raise

@@ -23,8 +23,9 @@ import sys
 from ctypes import c_float, c_int, c_uint32
 
 from . import picoquant_defs as pq
-from .clib import (BufLen, CtypesBackend, In, InOutLen, LibraryError, Out, OutStr,
-                   TranscriptBackend, VendorLibrary, check_int, load_library)
+from .clib import (BufLen, In, InOutLen, LibraryError, Out, OutStr, TranscriptBackend,
+                   VendorLibrary, check_int)
+from .clib_ctypes import CtypesBackend, load_library
 from .errors import check_choice
 from .rpc_backend import SocketRpcBackend
 

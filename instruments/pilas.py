@@ -24,6 +24,19 @@ command            reply                                            meaning
 ``tune=`` is answered ``done`` here like every setter (Lab5015Utils *queries* ``tune=``; the
 comet emulator sends nothing). The PiLas has no soft lock: emission off (``ld=0``) is the lock,
 and it is pulsed only (no CW option). ``tune=`` per mille = intensity_permille.
+
+**Faults** (the driver's :class:`~.retry.RetryPolicy`, :mod:`.retry`; default none, the
+``RetryPolicy()`` of :func:`~.laser.connect_pilas`): a reply that does not match its pattern
+(or identification lines that do not parse) is a :class:`~.retry.GarbledReply`, a missing line
+end after ``timeout_s`` an :class:`~.errors.InstrumentTimeout`; both are retried (the
+connection is reopened before retrying after a timeout, so a late reply is never taken for the
+next command's), a lost connection (pyserial ``socket://`` closed or refused) is reconnected
+on the policy's back-off. An ``error...`` reply (the simulator's form; the controller's own
+is undocumented) is a refusal and never retried. Every PiLas command is safe to repeat, so each is retried alone:
+queries read, and the setters send absolute values (``ld=0|1``, ``tm=``, ``tune=``, ``f=``,
+``ts=``): a setter whose ``done`` was lost or garbled was executed, and sending it again sets
+the same value. :meth:`PiLasDriver.open` (identify, manual tuning, trigger) is repeated whole.
+Nothing is stored per connection, so a reconnection needs no re-opening.
 """
 
 from __future__ import annotations
@@ -31,8 +44,9 @@ from __future__ import annotations
 import re
 
 from .clib import check_int
-from .commands import Choice, Command, Driver, Param
+from .commands import Choice, Command, Driver, Param, parse_reply
 from .errors import InstrumentError, check_choice
+from .retry import GarbledReply, RetryPolicy
 
 #: PiLas internal trigger range (Hz).
 FREQUENCY_LIMITS_HZ = (25.0, 40e6)
@@ -78,15 +92,24 @@ class PiLasDriver(Driver):
     get_diode_temperature_status = Command("ldtemp?", reply=r"LD temp\.:\s*(\S+)",
                                            parse=lambda m: m[1])
 
-    def __init__(self, transport, *, name: str | None = None):
-        super().__init__(transport)
+    def __init__(self, transport, *, name: str | None = None, retry: RetryPolicy | None = None):
+        super().__init__(transport, retry=retry)
         self.instrument = name or getattr(transport, "name", None) or type(self).instrument
         self.identity: dict[str, str] = {}
         self.wavelength_nm = float("nan")
 
+    def _execute_once(self, cmd: Command, wire: str, args: tuple, kwargs: dict):
+        reply = self.transport.query(wire)        # every PiLas command is answered
+        if reply.startswith("error"):
+            raise InstrumentError(self.instrument, wire, reply, "the PiLas refused the command")
+        return parse_reply(self.instrument, cmd, wire, reply)
+
     # -- connection -------------------------------------------------------------------------
     def identify(self) -> dict[str, str]:
-        """``version?``: 8 ``key: value`` lines -> dict."""
+        """``version?``: 8 ``key: value`` lines -> dict (retried as one command)."""
+        return self.retrying(self._identify_once, "version?")
+
+    def _identify_once(self) -> dict[str, str]:
         t = self.transport
         with t.lock:
             lines = t.query("version?").split("\n")
@@ -97,25 +120,29 @@ class PiLasDriver(Driver):
         for line in lines:
             key, sep, value = line.partition(":")
             if not sep:
-                raise InstrumentError(self.instrument, "version?", "\n".join(lines),
-                                      f"unexpected identification line {line!r}")
+                raise GarbledReply(self.instrument, "version?", "\n".join(lines),
+                                   f"unexpected identification line {line!r}")
             info[key.strip()] = value.strip()
         if len(info) != VERSION_LINES:
-            raise InstrumentError(self.instrument, "version?", "\n".join(lines),
-                                  f"expected {VERSION_LINES} identification lines")
+            raise GarbledReply(self.instrument, "version?", "\n".join(lines),
+                               f"expected {VERSION_LINES} identification lines")
         return info
 
     def open(self, *, trigger: str = "internal") -> "PiLasDriver":
-        """Identify, select manual tuning (so ``tune=`` applies) and the trigger source."""
+        """Identify, select manual tuning (so ``tune=`` applies) and the trigger source; after
+        a fault the whole sequence again (each step is safe to repeat)."""
+        self.retrying(lambda: self._open_once(trigger), "open")
+        return self
+
+    def _open_once(self, trigger: str) -> None:
         self.identity = self.identify()
         m = re.fullmatch(r"([\d.]+)\s*nm", self.identity.get("center wavelength", ""))
         if m is None:
-            raise InstrumentError(self.instrument, "version?", str(self.identity),
-                                  "no 'center wavelength: <n> nm' line")
+            raise GarbledReply(self.instrument, "version?", str(self.identity),
+                               "no 'center wavelength: <n> nm' line")
         self.wavelength_nm = float(m[1])
         self._set_tune_mode(0)
         self._set_trigger(trigger)
-        return self
 
     # -- laser-driver interface ---------------------------------------------------------------
     def check_repetition_rate_hz(self, hz) -> int:

@@ -18,7 +18,7 @@ events keep their set index and setpoints so the analysis merges both runs by se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dataclass_fields
 
 import numpy as np
 import bluesky.plan_stubs as bps
@@ -36,12 +36,12 @@ from .sample import as_sample, finite_list
 
 
 @dataclass(frozen=True)
-class AcStation:
-    """One instrument that measures ac susceptibility: a QD system (``.temperature`` and
-    ``.field`` positioners) and its ac detector, with the ranges it accepts."""
+class AcLimits:
+    """What one ac instrument accepts, without its devices: the ranges the ac validators check
+    (an :class:`AcStation` reads the same attributes from its own, so either can be validated
+    against)."""
 
-    system: object
-    detector: object
+    name: str
     frequency_range_Hz: tuple[float, float]
     amplitude_range_Oe: tuple[float, float]
     temperature_range_K: tuple[float, float]
@@ -50,6 +50,36 @@ class AcStation:
     cycles_range: tuple[int, int]
     temperature_rate_range_K_per_min: tuple[float, float]
     field_rate_range_Oe_per_s: tuple[float, float]
+
+
+#: The range attributes of :class:`AcLimits` (every field after ``name``).
+_RANGES = tuple(f.name for f in dataclass_fields(AcLimits)[1:])
+
+
+@dataclass(frozen=True, init=False)
+class AcStation:
+    """One instrument that measures ac susceptibility: a QD system (``.temperature`` and
+    ``.field`` positioners), its ac detector and ``limits``, the :class:`AcLimits` named after
+    the system.
+
+    ``AcStation(system, detector, *ranges)`` takes the ranges in :class:`AcLimits` order after
+    ``name`` (positionally or by name); each one also reads as an attribute of the station
+    (``station.frequency_range_Hz``)."""
+
+    system: object
+    detector: object
+    limits: AcLimits
+
+    def __init__(self, system, detector, *ranges, **named_ranges):
+        limits = AcLimits(system.name, *ranges, **named_ranges)
+        for attr, value in (("system", system), ("detector", detector), ("limits", limits)):
+            object.__setattr__(self, attr, value)     # frozen: plain assignment is refused
+
+    def __getattr__(self, attr: str):
+        # only reached for names the station lacks: the ranges, read from its limits
+        if attr in _RANGES:
+            return getattr(self.limits, attr)
+        raise AttributeError(f"'AcStation' object has no attribute {attr!r}")
 
     @property
     def name(self) -> str:
@@ -72,22 +102,6 @@ def ac_station(system, detector, *, temperature_range_K, field_range_Oe,
                      tuple(temperature_range_K), tuple(field_range_Oe),
                      tuple(lim["averaging_s"][:2]), tuple(int(c) for c in lim["cycles"][:2]),
                      tuple(temperature_rate_range_K_per_min), tuple(field_rate_range_Oe_per_s))
-
-
-@dataclass(frozen=True)
-class AcLimits:
-    """What one ac instrument accepts, without its devices: the ranges the ac validators check
-    (an :class:`AcStation` carries the same attributes, so either can be validated against)."""
-
-    name: str
-    frequency_range_Hz: tuple[float, float]
-    amplitude_range_Oe: tuple[float, float]
-    temperature_range_K: tuple[float, float]
-    field_range_Oe: tuple[float, float]
-    averaging_range_s: tuple[float, float]
-    cycles_range: tuple[int, int]
-    temperature_rate_range_K_per_min: tuple[float, float]
-    field_rate_range_Oe_per_s: tuple[float, float]
 
 
 def _system_ranges(module) -> dict:
@@ -326,6 +340,17 @@ def default_frequencies_Hz(f_min: float = 0.1, f_max: float = 10000.0, per_decad
     return [float(f) for f in np.geomspace(f_min, f_max, max(n, 2))]
 
 
+def _ac_plan(plan_name: str, dimension: str, validate, fixed: tuple[str, ...], stations, sample,
+             md, **options):
+    """The public plans' body: ``options`` (setpoints, frequencies, settings, ``resume_after``
+    and ``continues``, by name) checked by ``validate``, then the sets measured; ``fixed``
+    names the single-setpoint options that go into the start document."""
+    sample = as_sample(sample)
+    sets = validate(stations, **options)
+    return _ac_sets(plan_name, sample, sets, dimension, md, {k: float(options[k]) for k in fixed},
+                    options["resume_after"], options["continues"])
+
+
 # --------------------------------------------------------------------------------------------
 def ac_frequency_sweep(stations, sample, *, temperature_K: float, field_Oe: float,
                        frequencies_Hz, amplitude_Oe: float = 2.0, averaging_time_s: float = 5.0,
@@ -333,15 +358,8 @@ def ac_frequency_sweep(stations, sample, *, temperature_K: float, field_Oe: floa
                        field_rate_Oe_per_s: float = 100.0, resume_after: int = 0,
                        continues: str | None = None, md: dict | None = None):
     """χ'(f), χ''(f) at one temperature (K) and one dc field (Oe)."""
-    sample = as_sample(sample)
-    sets = validate_ac_frequency_sweep(
-        stations, temperature_K=temperature_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
-        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
-        resume_after=resume_after, continues=continues)
-    return _ac_sets("ac_frequency_sweep", sample, sets, "frequency", md,
-                    {"temperature_K": float(temperature_K), "field_Oe": float(field_Oe)},
-                    resume_after, continues)
+    return _ac_plan("ac_frequency_sweep", "frequency", validate_ac_frequency_sweep,
+                    ("temperature_K", "field_Oe"), **locals())   # every argument, by name
 
 
 def ac_field_scan(stations, sample, *, temperature_K: float, fields_Oe, frequencies_Hz,
@@ -350,14 +368,8 @@ def ac_field_scan(stations, sample, *, temperature_K: float, fields_Oe, frequenc
                   resume_after: int = 0, continues: str | None = None, md: dict | None = None):
     """χ''(f, H) at a fixed temperature: one frequency sweep per field of ``fields_Oe``, to
     find the field that slows the relaxation most."""
-    sample = as_sample(sample)
-    sets = validate_ac_field_scan(
-        stations, temperature_K=temperature_K, fields_Oe=fields_Oe, frequencies_Hz=frequencies_Hz,
-        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
-        resume_after=resume_after, continues=continues)
-    return _ac_sets("ac_field_scan", sample, sets, "field", md,
-                    {"temperature_K": float(temperature_K)}, resume_after, continues)
+    return _ac_plan("ac_field_scan", "field", validate_ac_field_scan, ("temperature_K",),
+                    **locals())   # every argument, by name
 
 
 def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, frequencies_Hz,
@@ -366,11 +378,5 @@ def ac_temperature_scan(stations, sample, *, temperatures_K, field_Oe: float, fr
                         resume_after: int = 0, continues: str | None = None,
                         md: dict | None = None):
     """χ''(f, T) at a fixed dc field: one frequency sweep per temperature, in the order given."""
-    sample = as_sample(sample)
-    sets = validate_ac_temperature_scan(
-        stations, temperatures_K=temperatures_K, field_Oe=field_Oe, frequencies_Hz=frequencies_Hz,
-        amplitude_Oe=amplitude_Oe, averaging_time_s=averaging_time_s, cycles=cycles,
-        rate_K_per_min=rate_K_per_min, field_rate_Oe_per_s=field_rate_Oe_per_s,
-        resume_after=resume_after, continues=continues)
-    return _ac_sets("ac_temperature_scan", sample, sets, "temperature", md,
-                    {"field_Oe": float(field_Oe)}, resume_after, continues)
+    return _ac_plan("ac_temperature_scan", "temperature", validate_ac_temperature_scan,
+                    ("field_Oe",), **locals())   # every argument, by name

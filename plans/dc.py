@@ -8,7 +8,8 @@ before the RunEngine sees a message, and returns a plan (a generator of messages
   disk as two different points),
 - always ends in the safe state (field to zero, temperature held) through ``finalize_wrapper``,
 - continues an interrupted run with ``resume_after``/``continues`` (:mod:`.resume`): only the
-  points not yet measured, going straight to the next point's setpoint.
+  points not yet measured, going straight to the next point's setpoint (a sweep's continuation
+  arithmetic is in :mod:`.dc_sweep`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from spinlight.instruments.mpms3 import (FIELD_APPROACH, FIELD_RANGE_OE, FIELD_R
                                          VSM_LOG_INTERVAL_S)
 
 from .checks import Checks
+from .dc_sweep import MIN_SWEEP_K, sweep_continuation, sweep_points
+from .dc_sweep import sweep_finished  # noqa: F401  (re-exported: spinlight.plans.dc API)
 from .resume import blocks_left, resume_md, validate_resume
 from .safety import mpms3_safe_state
 from .sample import Sample, as_sample, finite_list
 
 T_LO, T_HI = TEMPERATURE_RANGE_K
 H_LO, H_HI = FIELD_RANGE_OE
-MIN_SWEEP_K = 0.1            # shortest temperature sweep (K)
 #: Wall seconds between looks for a new sweep row. Rows come only while T moves, so a sweep
 #: reads a row only once one is written; blocking in a trigger could wait for one that never
 #: comes once the ramp has ended.
@@ -86,44 +88,6 @@ def _start_md(plan_name, sample: Sample, plan_args: dict, dimension: str, num_po
 def _read_point(mpms3, vsm):
     yield from bps.checkpoint()
     yield from bps.trigger_and_read([vsm, mpms3])
-
-
-def sweep_points(t_from_K, t_to_K, rate_K_per_min, log_interval_s) -> int:
-    """Points a sweep logs from ``t_from_K`` to ``t_to_K``: one every ``log_interval_s`` of a
-    ramp at ``rate_K_per_min``, the first at ``t_from_K``."""
-    return int(abs(t_to_K - t_from_K) / rate_K_per_min * 60.0 / log_interval_s) + 1
-
-
-def sweep_finished(*, t_start_K, t_stop_K, rate_K_per_min, log_interval_s,
-                   resume_from_K) -> bool:
-    """True when a sweep whose last stored point was logged at ``resume_from_K`` K has no
-    continuation left (less than one point's step + :data:`MIN_SWEEP_K` before ``t_stop_K``):
-    it holds every point it could have."""
-    step = rate_K_per_min * log_interval_s / 60.0
-    sign = 1.0 if t_stop_K > t_start_K else -1.0
-    return sign * (t_stop_K - float(resume_from_K)) < step + MIN_SWEEP_K
-
-
-def sweep_continuation(*, t_start_K, t_stop_K, rate_K_per_min, log_interval_s,
-                       resume_from_K) -> tuple[float, int]:
-    """``(start K, points)`` of a sweep continued after a point logged at ``resume_from_K`` K.
-
-    The continuation ramps from the next point's nominal temperature, one log interval of ramp
-    (``rate_K_per_min * log_interval_s / 60`` K) past ``resume_from_K`` towards ``t_stop_K``,
-    so no temperature is logged twice; at least :data:`MIN_SWEEP_K` must be left to sweep.
-    """
-    step = rate_K_per_min * log_interval_s / 60.0
-    sign = 1.0 if t_stop_K > t_start_K else -1.0
-    if abs(t_stop_K - t_start_K) < step + MIN_SWEEP_K:
-        raise ValueError(f"resume_from_K={resume_from_K!r} K: a {abs(t_stop_K - t_start_K):g} K "
-                         f"sweep is shorter than one point's step ({step:.4g} K) + {MIN_SWEEP_K} K "
-                         "and cannot be continued; measure it again (resume_after=0)")
-    last = round(t_stop_K - sign * (step + MIN_SWEEP_K), 6)
-    check_range("resume_from_K", resume_from_K, min(t_start_K, last), max(t_start_K, last),
-                f"K (from t_start_K to one point's step {step:.4g} K + {MIN_SWEEP_K} K before "
-                "t_stop_K)")
-    t_from = float(resume_from_K) + sign * step
-    return t_from, sweep_points(t_from, t_stop_K, rate_K_per_min, log_interval_s)
 
 
 def validate_chi_t(*, field_Oe, t_start_K, t_stop_K, mode, temperatures_K, n_points,

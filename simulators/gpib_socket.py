@@ -10,7 +10,7 @@ A ``handler(command, args) -> str | None`` answers each command: a string is sen
 ``payload;\\n`` (the real controller ends replies with ``;`` plus EOI), ``None`` sends nothing
 (a write, as on GPIB where a write gets no reply). Several clients may connect at once; the
 handler must be thread-safe. ``stop()`` closes the listener and every connection and joins the
-threads. :attr:`GpibSocketServer.faults` (:class:`.wire_faults.WireFaults`) garbles or
+threads (listening and threads: :class:`.tcp_server.TcpAcceptor`). :attr:`GpibSocketServer.faults` (:class:`.wire_faults.WireFaults`) garbles or
 withholds replies and drops/refuses connections when a fault is injected.
 """
 
@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import re
 import socket
-import threading
 from typing import Callable, Optional
 
-from .wire_faults import WireFaults
+from .tcp_server import TcpAcceptor
 
 log = logging.getLogger(__name__)
 
-_TERMINATORS = re.compile(r"[;\r\n]")
+_TERMINATORS = re.compile(rb"[;\r\n]")
 _HEAD = re.compile(r"([^\s,]+)[\s,]*(.*)", re.S)
 _ARG_SEP = re.compile(r"\s*,\s*|\s+")
 _RECV_TIMEOUT_S = 0.5      # connection threads look at the stop flag at least this often
@@ -52,112 +51,22 @@ def format_reply(payload: str) -> bytes:
     return (clean + ";\n").encode("latin-1", "replace")
 
 
-class GpibSocketServer:
+class GpibSocketServer(TcpAcceptor):
     """Threaded TCP server on ``host:port`` (port 0 = ephemeral) calling ``handler``."""
+
+    poll_s = _RECV_TIMEOUT_S
 
     def __init__(self, handler: Handler, *, host: str = "127.0.0.1", port: int = 0,
                  name: str = "gpib"):
+        super().__init__(host=host, port=port, name=name)
         self.handler = handler
-        self.host, self.port, self.name = host, port, name
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._listener: socket.socket | None = None
-        self.faults = WireFaults(self)
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Bind, listen and accept in a thread; returns the bound ``(host, port)``."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen()
-        sock.settimeout(_RECV_TIMEOUT_S)
-        self._listener = sock
-        self.host, self.port = sock.getsockname()[:2]
-        self._spawn(self._accept_loop, f"{self.name}-accept", sock)
-        log.info("%s simulator listening on %s:%d", self.name, self.host, self.port)
-        return self.host, self.port
-
-    @property
-    def running(self) -> bool:
-        return self._listener is not None and not self._stop.is_set()
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Close the listener and every connection, then join the threads (idempotent)."""
-        self._stop.set()
-        self._interrupt()
-        for t in list(self._threads):
-            if t is not threading.current_thread():
-                t.join(timeout_s)
-
-    def _interrupt(self) -> None:
-        """Close the listener (new connections are refused) and every connection."""
-        if self._listener is not None:
-            try:    # wakes a thread blocked in accept() at once (Linux)
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _resume(self) -> None:
-        """Listen again on the same port after :meth:`_interrupt` (not after stop())."""
-        if not self._stop.is_set():
-            self.start()
-
-    def _spawn(self, target, name: str, *args) -> None:
-        t = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._threads = [x for x in self._threads if x.is_alive()] + [t]
-        t.start()
-
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, addr = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(_RECV_TIMEOUT_S)
-            with self._lock:
-                self._conns.add(conn)
-            self._spawn(self._serve, f"{self.name}-conn-{addr[1]}", conn)
 
     # -- per connection --------------------------------------------------------------------
     def _serve(self, conn: socket.socket) -> None:
-        buf = ""
-        try:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except socket.timeout:
-                    continue
-                if not data:
-                    return
-                buf += data.decode("latin-1")
-                *complete, buf = _TERMINATORS.split(buf)
-                if len(buf) > MAX_COMMAND_BYTES:
-                    log.warning("%s: dropping %d bytes without a terminator", self.name, len(buf))
-                    buf = ""
-                for text in complete:
-                    reply = self._answer(text)
-                    if reply is not None:
-                        self.faults.sender(conn.sendall)(format_reply(reply))
-        except OSError as exc:
-            log.debug("%s connection ended: %s", self.name, exc)
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            conn.close()
+        for raw in self._lines(conn, _TERMINATORS.split, MAX_COMMAND_BYTES):
+            reply = self._answer(raw.decode("latin-1"))
+            if reply is not None:
+                self.faults.sender(conn.sendall)(format_reply(reply))
 
     def _answer(self, text: str) -> str | None:
         parsed = parse_command(text)

@@ -40,6 +40,10 @@ per ``HH_*`` C function returning ``(return code, [pointer outputs])``, served b
   the divided sync period), OFFSET_UNNECESSARY (offset > 0 although the window without it
   covers the period).
 
+This module is the HHLib call surface (return codes, settings, light, rates, warnings); the
+run timing, counts, overflow and histogram memory are the acquisition engine,
+:class:`.harp_acquisition.HistogramAcquisition` (:attr:`HydraHarpSimulator.acq`).
+
 Light: a ``signal_source(bin_edges_ns, laser)`` (:mod:`.tcspc_light`) gives the detected
 photons per second versus time after a laser pulse; it is called only while the laser emits.
 Photons arrive ``sync_delay_ns + input offset − sync offset`` after the sync (cable delays);
@@ -49,10 +53,8 @@ Photons arrive ``sync_delay_ns + input offset − sync offset`` after the sync (
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import threading
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -60,6 +62,7 @@ import numpy as np
 from spinlight.instruments import picoquant_defs as hh
 
 from .clock import VirtualClock
+from .harp_acquisition import HistogramAcquisition
 from .laser_sim import LaserSnapshot, LaserState
 from .rpc_socket import RpcServer
 from .tcspc_light import SignalSource, channel_rates, total_rate
@@ -73,23 +76,8 @@ DETECTOR_PULSE_MV = 400      # simulated detector pulse amplitude
 MAX_SYNC_RATE_HZ = 12.5e6    # divided sync rate above this: WARNING_SYNC_RATE_TOO_HIGH
 MAX_COUNT_RATE_CPS = 12.5e6
 PILE_UP_RATIO = 0.05
-_U32 = np.iinfo(np.uint32).max
 
 _E = hh.HH_ERROR
-
-
-@dataclass
-class _Measurement:
-    number: int
-    start: float              # instrument time (Unix s)
-    end: float                # planned end (tacq or overflow)
-    rate: np.ndarray          # expected counts/s per channel of input 0
-    overflow_channel: int     # channel that reaches stopcount at `end`, or -1
-    stopcount: int
-    stopped_at: float | None = None
-
-    def elapsed(self, now: float) -> float:
-        return max(0.0, min(now, self.end, self.stopped_at or math.inf) - self.start)
 
 
 class HydraHarpSimulator:
@@ -103,8 +91,7 @@ class HydraHarpSimulator:
         self.opened = False
         self.mode: int | None = None
         self.server: RpcServer | None = None
-        self._meas: _Measurement | None = None
-        self._n_meas = 0
+        self.acq = HistogramAcquisition(clock, self.seed, N_CHANNELS)
         self._rates_valid_at = -math.inf
         self._reset()
         clock.add_activity(self._busy_until)
@@ -114,10 +101,7 @@ class HydraHarpSimulator:
         self.sync_cfd, self.sync_offset_ps = (50, 10), 0
         self.input_cfd = [(50, 10)] * N_CHANNELS
         self.input_offset_ps = [0] * N_CHANNELS
-        self.stop_ovfl, self.stopcount = 1, hh.HH_STOPCNTMAX
-        self.hist = np.zeros((N_CHANNELS, hh.HH_MAXHISTLEN), np.uint64)
-        self.overflow = False
-        self._meas = None
+        self.acq.reset()
 
     # -- server and clock ------------------------------------------------------------------
     def start_server(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -130,9 +114,7 @@ class HydraHarpSimulator:
 
     def _busy_until(self) -> float:
         # must not call clock.now(): attribute reads only
-        m = self._meas
-        running = m.end if (m is not None and m.stopped_at is None) else -math.inf
-        return max(running, self._rates_valid_at)
+        return max(self.acq.busy_until(), self._rates_valid_at)
 
     # -- light model -------------------------------------------------------------------------
     @property
@@ -166,40 +148,17 @@ class HydraHarpSimulator:
                              resolution_ns=self.resolution_ps / 1000.0, offset_ns=self.offset_ns,
                              sync_divider=self.sync_div, shift_ns=shift)[0]
 
-    # -- measurement bookkeeping -------------------------------------------------------------
-    def _sample(self, meas: _Measurement, elapsed: float, stream: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, meas.number, stream])
-        counts = rng.poisson(meas.rate * elapsed).astype(np.uint64)
-        limit = meas.stopcount if meas.overflow_channel >= 0 else _U32
-        if meas.overflow_channel >= 0 and elapsed >= meas.end - meas.start:
-            counts[meas.overflow_channel] = meas.stopcount    # the channel that stopped it
-        return np.minimum(counts, limit)
-
-    def _settle(self) -> None:
-        """Commit a measurement whose time is over to the histogram memory."""
-        m = self._meas
-        if m is None or m.stopped_at is not None:
-            return
-        now = self.clock.now()
-        if now < m.end:
-            return
-        m.stopped_at = m.end
-        self._commit(m)
-
-    def _commit(self, m: _Measurement) -> None:
-        counts = self._sample(m, m.elapsed(m.stopped_at), 0)
-        n = counts.size
-        self.hist[0, :n] = np.minimum(self.hist[0, :n] + counts, _U32)
-        clipped = m.overflow_channel >= 0 and m.stopped_at >= m.end
-        self.overflow = bool(clipped or (self.stop_ovfl == 0 and (self.hist[0] >= _U32).any()))
-
+    # -- call checks ---------------------------------------------------------------------------
     def _guard(self, dev: int, *, init: bool = True) -> int:
         if dev != 0 or not self.opened:
             return _E["DEVICE_NOT_OPEN"]
         if init and self.mode is None:
             return _E["NOT_INITIALIZED"]
-        self._settle()
+        self.acq.settle()
         return 0
+
+    def _guard_histogram_mode(self, dev: int) -> int:
+        return self._guard(dev) or (0 if self.mode == hh.HH_MODE_HIST else _E["INVALID_MODE"])
 
     def _set(self, dev: int, ok: bool, apply: Callable[[], None]):
         with self.lock:
@@ -256,7 +215,8 @@ class HydraHarpSimulator:
     def HH_CloseDevice(self, dev):
         with self.lock:
             if dev == 0:
-                self.opened, self.mode, self._meas = False, None, None
+                self.opened, self.mode = False, None
+                self.acq.abort()
             return 0, []
 
     def HH_Initialize(self, dev, mode, refsource):
@@ -319,7 +279,7 @@ class HydraHarpSimulator:
         ok = stop_ovfl in (0, 1) and hh.HH_STOPCNTMIN <= stopcount <= hh.HH_STOPCNTMAX
 
         def apply():
-            self.stop_ovfl, self.stopcount = int(stop_ovfl), int(stopcount)
+            self.acq.stop_ovfl, self.acq.stopcount = int(stop_ovfl), int(stopcount)
         return self._set(dev, ok, apply)
 
     def HH_SetBinning(self, dev, binning):
@@ -338,64 +298,38 @@ class HydraHarpSimulator:
             return 0, [self.histogram_length]
 
     def HH_ClearHistMem(self, dev):
-        return self._set(dev, True, lambda: self.hist.fill(0))
+        return self._set(dev, True, self.acq.clear)
 
     def HH_StartMeas(self, dev, tacq_ms):
         with self.lock:
-            err = self._guard(dev)
+            err = self._guard_histogram_mode(dev)
             if err:
                 return err, []
-            if self.mode != hh.HH_MODE_HIST:
-                return _E["INVALID_MODE"], []
             if not hh.HH_ACQTMIN <= tacq_ms <= hh.HH_ACQTMAX:
                 return _E["INVALID_ARGUMENT"], []
-            rate = self.light(self.laser.snapshot())
-            now = self.clock.now()
-            duration, channel = tacq_ms / 1000.0, -1
-            if self.stop_ovfl and rate.size and rate.max() > 0:
-                t_full = self.stopcount / rate.max()
-                if t_full < duration:
-                    duration, channel = t_full, int(rate.argmax())
-            self._n_meas += 1
-            self.overflow = False
-            self._meas = _Measurement(self._n_meas, now, now + duration, rate, channel,
-                                      self.stopcount)
+            self.acq.start(self.light(self.laser.snapshot()), tacq_ms / 1000.0)
         self.clock.notify()
         return 0, []
 
     def HH_StopMeas(self, dev):
         with self.lock:
             err = self._guard(dev)
-            m = self._meas
-            if not err and m is not None and m.stopped_at is None:
-                m.stopped_at = self.clock.now()
-                self._commit(m)
+            if not err:
+                self.acq.stop()
         self.clock.notify()
         return err, []
 
     def HH_CTCStatus(self, dev):
-        def status():
-            m = self._meas
-            return [int(m is None or m.stopped_at is not None)]
-        return self._get(dev, status)
+        return self._get(dev, lambda: [int(not self.acq.running)])
 
     def HH_GetHistogram(self, dev, ch, clear):
         with self.lock:
-            err = self._guard(dev)
+            err = self._guard_histogram_mode(dev)
             if err:
                 return err, []
-            if self.mode != hh.HH_MODE_HIST:
-                return _E["INVALID_MODE"], []
             if not 0 <= ch < N_CHANNELS or clear not in (0, 1):
                 return _E["INVALID_ARGUMENT"], []
-            out = self.hist[ch].copy()
-            m = self._meas
-            if ch == 0 and m is not None and m.stopped_at is None:    # live view of a run
-                part = self._sample(m, m.elapsed(self.clock.now()), 1)
-                out[:part.size] = np.minimum(out[:part.size] + part, _U32)
-            if clear:
-                self.hist[ch].fill(0)
-            return 0, [out.astype(np.uint32)]
+            return 0, [self.acq.histogram(ch, clear)]
 
     def HH_GetResolution(self, dev):
         return self._get(dev, lambda: [self.resolution_ps])
@@ -409,15 +343,11 @@ class HydraHarpSimulator:
         return self._get(dev, lambda: [self._rates()[1] if ch == 0 else 0])
 
     def HH_GetFlags(self, dev):
-        def flags():
-            m = self._meas
-            active = m is not None and m.stopped_at is None
-            return [hh.HH_FLAG_OVERFLOW * self.overflow + hh.HH_FLAG_ACTIVE * active]
-        return self._get(dev, flags)
+        return self._get(dev, lambda: [hh.HH_FLAG_OVERFLOW * self.acq.overflow
+                                       + hh.HH_FLAG_ACTIVE * self.acq.running])
 
     def HH_GetElapsedMeasTime(self, dev):
-        return self._get(dev, lambda: [0.0 if self._meas is None
-                                       else 1000.0 * self._meas.elapsed(self.clock.now())])
+        return self._get(dev, lambda: [self.acq.elapsed_ms()])
 
     def HH_GetWarnings(self, dev):
         return self._get(dev, lambda: [self._warnings()])

@@ -22,10 +22,10 @@ import logging
 import socket
 import struct
 import sys
-import threading
 from typing import Callable
 
-from .wire_faults import GARBLE, PASS, WireFaults, garble
+from .tcp_server import TcpAcceptor
+from .wire_faults import GARBLE, PASS, garble
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class _Connection:
         self.sock.close()
 
 
-class MultiVuServer:
+class MultiVuServer(TcpAcceptor):
     """Threaded MultiPyVu-protocol server on ``host:port`` (port 0 = ephemeral).
 
     ``handler(action, query) -> str`` answers instrument actions; it raises
@@ -127,65 +127,25 @@ class MultiVuServer:
     QD's server reports as "The command '<ACTION>' has not been implemented.").
     """
 
+    poll_s = _RECV_TIMEOUT_S
+
     def __init__(self, handler: Callable[[str, str], str], *, flavor: str = "MPMS3",
                  host: str = "127.0.0.1", port: int = 0, mvu_version: str = "sim",
                  option_flags: str = "s;t", on_exit: Callable[[], None] | None = None):
+        super().__init__(host=host, port=port, name="multivu")
         self.handler = handler
         self.flavor = flavor
-        self.host, self.port = host, port
         self.mvu_version = mvu_version
         self.option_flags = option_flags
         self.on_exit = on_exit
-        self._lock = threading.Lock()
-        self._conns: set[_Connection] = set()
-        self._threads: list[threading.Thread] = []
-        self._stop = threading.Event()
-        self._listener: socket.socket | None = None
-        self.faults = WireFaults(self)
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Bind, listen and start accepting; returns the bound (host, port)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen()
-        sock.settimeout(_RECV_TIMEOUT_S)
-        self._listener = sock
-        self.host, self.port = sock.getsockname()[:2]
-        self._spawn(self._accept_loop, "multivu-accept", sock)
-        log.info("MultiVu %s simulator listening on %s:%d", self.flavor, self.host, self.port)
-        return self.host, self.port
+    # -- connections: the acceptor's hooks -------------------------------------------------------
+    def _wrap(self, sock: socket.socket, addr) -> "_Connection":
+        # NODELAY matters here: every reply is two small writes (confirmed, completed).
+        return _Connection(self, super()._wrap(sock, addr), addr)
 
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Close the listener and every connection; join the threads."""
-        self._stop.set()
-        self._interrupt()
-        for t in list(self._threads):
-            if t is not threading.current_thread():
-                t.join(timeout_s)
-
-    def _interrupt(self) -> None:
-        """Close the listener (new connections are refused) and every connection."""
-        if self._listener is not None:
-            try:    # wakes a thread blocked in accept() at once (Linux)
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            c.close()
-
-    def _resume(self) -> None:
-        """Listen again on the same port after :meth:`_interrupt` (not after stop())."""
-        if not self._stop.is_set():
-            self.start()
-
-    @property
-    def running(self) -> bool:
-        return not self._stop.is_set()
+    def _hangup(self, conn: "_Connection") -> None:
+        conn.close()
 
     def wait_stopped(self, timeout_s: float | None = None) -> bool:
         return self._stop.wait(timeout_s)
@@ -196,44 +156,16 @@ class MultiVuServer:
         with self._lock:
             return "connected" if any(c.read_write for c in self._conns) else "idle"
 
-    def _spawn(self, target, name, *args) -> None:
-        t = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._threads = [x for x in self._threads if x.is_alive()] + [t]
-        t.start()
-
-    def _accept_loop(self, listener: socket.socket) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, addr = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            # Replies go out as two small writes (confirmed, completed); without NODELAY,
-            # Nagle + the client's delayed ACK add ~40 ms to every request.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(self, sock, addr)
-            with self._lock:
-                self._conns.add(conn)
-            self._spawn(self._serve, f"multivu-conn-{addr[1]}", conn)
-
     # -- per connection --------------------------------------------------------------------------
     def _serve(self, conn: _Connection) -> None:
-        try:
-            while not self._stop.is_set() and not conn.closed:
-                request = conn.next_message(None)
-                if request is None:
-                    continue
-                if request.get("message_type") == "confirmed":
-                    continue          # a late confirmation of an earlier reply
-                if self._do_request(conn, request):
-                    break
-        except (ConnectionError, OSError) as e:
-            log.debug("connection %s ended: %s", conn.addr, e)
-        finally:
-            conn.close()
-            with self._lock:
-                self._conns.discard(conn)
+        while not self.stopping and not conn.closed:
+            request = conn.next_message(None)
+            if request is None:
+                continue
+            if request.get("message_type") == "confirmed":
+                continue          # a late confirmation of an earlier reply
+            if self._do_request(conn, request):
+                break
 
     def _do_request(self, conn: _Connection, request: dict) -> bool:
         """Handshake and run one request; True when the connection must close afterwards."""

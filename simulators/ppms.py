@@ -19,7 +19,7 @@ spaces; replies are ``payload;\\n``. Set commands (``TEMP``, ``FIELD``, ``CHAMBE
                        ``%.3f``). Other bits (user bridges, drivers, ...) are refused.
 ``LEVEL?``             ``percent,age``: age 0 ``>1h``, 1 ``<1h``, 2 ``continuous`` (index order
                        of slave's Enum [inferred]); ``LEVELON n``: 0 on (one reading),
-                       1 continuous (default), 2 hourly, 3 off
+                       1 continuous (default), 2 hourly, 3 off (:mod:`.ppms_helium`)
 ``MAGCNF?``            ``maxfield,B/I,L,Vlow,Vhigh,heat_s,cool_s`` (illustrative magnet values)
 ``MOVE p,m,s``         sample rotator, 0-360 deg; m 0 move, 1 to limit + redefine as p,
                        2 redefine; slowdown 0-14; ``MOVE?`` -> ``pos,mode,slowdown``
@@ -67,6 +67,7 @@ from .dynamics import SWITCH_COOL_S, SWITCH_WARM_S, Chamber, LimitError, Magnet,
     TemperatureControl
 from .fault_kinds import CryostatFaults
 from .gpib_socket import GpibSocketServer
+from .ppms_helium import HeliumLevel
 
 TEMPERATURE_LIMITS_K = (1.9, 350.0)
 TEMPERATURE_RATE_LIMITS_K_PER_MIN = (0.01, 20.0)   # 0 would mean "never arrives"
@@ -79,8 +80,6 @@ MAGNET_CONFIG = (MAX_FIELD_OE, 1500.0, 42.0, 1.8, 1.2, int(SWITCH_WARM_S), int(S
 #: Sample-space pressure (Torr) per chamber state code, illustrative only.
 PRESSURE_TORR = {0: 10.0, 1: 5.0, 2: 760.0, 3: 10.0, 4: 1.0, 5: 400.0, 6: 0.1, 7: 1e-4,
                  8: 0.05, 9: 760.0, 14: 1.0, 15: 10.0}
-AGE_OVER_1H, AGE_UNDER_1H, AGE_CONTINUOUS = 0, 1, 2
-LEVEL_ON, LEVEL_CONTINUOUS, LEVEL_HOURLY, LEVEL_OFF = 0, 1, 2, 3
 BIT_STATUS, BIT_TEMPERATURE, BIT_FIELD, BIT_POSITION, BIT_PRESSURE = 0, 1, 2, 3, 19
 APP = "ACMS II"
 IDN = "QUANTUM DESIGN,PPMS MODEL 6000 (spinlight simulator),SIM,1.0"
@@ -132,82 +131,6 @@ class SamplePosition:
 
     def state_code(self, t: float) -> int:
         return 5 if t < self.t1 else 1
-
-
-class HeliumLevel:
-    """Liquid-helium level (%), falling linearly on instrument time.
-
-    ``boiloff`` %/h always, plus ``driven_extra`` %/h while the magnet leads carry current
-    (from a FIELD command until the switch has cooled in persistent mode; indefinitely in
-    driven mode). The level meter answers continuously by default; in the other LEVELON modes
-    it reports its last reading and that reading's age.
-    """
-
-    def __init__(self, t: float, percent: float, boiloff: float, driven_extra: float):
-        for name, v in (("helium boil-off (%/h)", boiloff),
-                        ("driven-magnet extra boil-off (%/h)", driven_extra)):
-            if not (v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name} = {v!r} must be a finite number >= 0")
-        self.boiloff, self.driven_extra = float(boiloff), float(driven_extra)
-        self._t0, self._p0 = t, 0.0
-        self._energised: list[tuple[float, float]] = []
-        self._scheduled: tuple = ()       # (t, serial, percent) level changes, see schedule()
-        self._serial = self._anchor_serial = 0
-        self.refill(t, percent)
-        self.meter_mode = LEVEL_CONTINUOUS
-        self._read_t, self._read_v = t, self._p0
-
-    def schedule(self, t: float, percent: float) -> None:
-        """The level becomes ``percent`` at instrument time ``t`` (a fault or a planned refill,
-        :mod:`.faults`); applied lazily, superseded by a later-issued :meth:`refill`."""
-        self._check(percent)
-        self._serial += 1
-        self._scheduled = tuple(sorted(self._scheduled + ((float(t), self._serial,
-                                                           float(percent)),)))
-
-    def percent(self, t: float) -> float:
-        t0, p0 = self._t0, self._p0
-        for ts, serial, ps in self._scheduled:   # the latest scheduled change since the anchor
-            if (ts, serial) > (self._t0, self._anchor_serial) and ts <= t:
-                t0, p0 = ts, ps
-        t = max(t, t0)
-        used = self.boiloff * (t - t0)
-        used += self.driven_extra * sum(max(0.0, min(t, b) - max(t0, a))
-                                        for a, b in self._energised)
-        return max(0.0, p0 - used / 3600.0)
-
-    def _anchor(self, t: float, percent: float) -> None:
-        self._serial += 1
-        self._t0, self._p0, self._anchor_serial = t, percent, self._serial
-        self._energised = [(t, b) for _, b in self._energised if b > t]
-
-    @staticmethod
-    def _check(percent: float) -> None:
-        if not 0.0 <= percent <= 100.0:
-            raise ValueError(f"helium level = {percent!r} % is outside the allowed range 0-100 %")
-
-    def refill(self, t: float, percent: float) -> None:
-        self._check(percent)
-        self._anchor(t, float(percent))
-
-    def energise(self, t: float, until: float) -> None:
-        """A FIELD command at ``t``: the leads carry current until ``until`` (supersedes)."""
-        self._anchor(t, self.percent(t))
-        self._energised = [(t, until)]
-
-    def set_meter(self, t: float, mode: int) -> None:
-        if mode not in (0, 1, 2, 3):
-            raise LimitError("level meter mode", mode, "0 (on), 1 (continuous), 2 (hourly), 3 (off)")
-        self.meter_mode = mode
-        self._read_t, self._read_v = t, self.percent(t)
-
-    def reading(self, t: float) -> tuple[float, int]:
-        """(percent, age code) as LEVEL? reports it at ``t``."""
-        if self.meter_mode == LEVEL_CONTINUOUS:
-            return self.percent(t), AGE_CONTINUOUS
-        if self.meter_mode == LEVEL_HOURLY and t - self._read_t >= 3600.0:
-            self._read_t, self._read_v = t, self.percent(t)
-        return self._read_v, AGE_UNDER_1H if t - self._read_t < 3600.0 else AGE_OVER_1H
 
 
 def _g(v: float) -> str:

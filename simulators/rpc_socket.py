@@ -9,8 +9,9 @@ The target object exports its C functions as methods whose names start with ``pr
 (``HH_``, ``PDLM_``): ``method(*args) -> (ret, [outputs])``. Calls from one connection run in
 order in that connection's thread; the target must be thread-safe across connections.
 
-Framing and threads come from :class:`.serial_socket.SerialSocketServer` (a line server with
-a configurable terminator, here ``\\n``); only the JSON handling is added here.
+Framing, threads and wire faults (:attr:`RpcServer.faults`) come from
+:class:`.serial_socket.SerialSocketServer` (a line server with a configurable terminator, here
+``\\n``); only the JSON handling is added here.
 """
 
 from __future__ import annotations
@@ -27,35 +28,16 @@ from .serial_socket import SerialSocketServer
 log = logging.getLogger(__name__)
 
 
-class RpcServer:
+class RpcServer(SerialSocketServer):
     """Serve ``target``'s ``prefix*`` methods on ``host:port`` (port 0 = ephemeral)."""
 
     def __init__(self, target, *, prefix: str, host: str = "127.0.0.1", port: int = 0,
                  name: str = "rpc"):
         if not prefix:
             raise ValueError("prefix must name the library's function prefix, e.g. 'HH_'")
-        self.target, self.prefix, self.name = target, prefix, name
+        super().__init__(self.handle, host=host, port=port, eol=b"\n", name=name)
+        self.target, self.prefix = target, prefix
         self.calls: list[str] = []          # function names received, for inspection
-        self._server = SerialSocketServer(self.handle, host=host, port=port, eol=b"\n", name=name)
-
-    @property
-    def host(self) -> str:
-        return self._server.host
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def faults(self):
-        """Wire faults (garbled replies, timeouts, outages) of this server."""
-        return self._server.faults
-
-    def start(self) -> tuple[str, int]:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
 
     def dispatch(self, request: dict) -> dict:
         """Execute one decoded request; returns the reply object."""

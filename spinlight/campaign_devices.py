@@ -346,7 +346,7 @@ def _laser(kind="taiko", host=None, port=None, library=None, url=None, timeout_s
     from spinlight.instruments import laser as lz
 
     if kind == "pilas":
-        return (lz.connect_pilas(url, timeout_s=timeout_s),)
+        return (lz.connect_pilas(url, timeout_s=timeout_s, retry=retry),)
     if library is None:
         return (lz.connect_taiko(host, port, timeout_s=timeout_s, retry=retry),)
     return (lz.PicosecondLaser(name="laser", driver=lz.PdlmLaserDriver(

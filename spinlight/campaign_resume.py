@@ -44,7 +44,7 @@ import logging
 import os
 import time
 
-from spinlight.plans.dc import sweep_finished
+from spinlight.plans.dc_sweep import sweep_finished
 
 from .campaign_run import CampaignRunner, _json_safe
 from .campaign_store import campaign_files, campaign_id

@@ -13,8 +13,8 @@ Output: one line per run start/stop (exit status), fault, suspension, resume, re
 campaign start/summary appended to ``--log``; ``--hook`` (shlex-split, no shell) run with the
 message as last argument and JSON on stdin (``kind``, ``message``, ``time``, ``host``, details)
 for the kinds in ``--hook-on``, one at a time on a thread, with a timeout; a failing hook is
-logged. When stdin closes (acquisition ended or died) an open campaign is summarised, pending
-hooks finish, and the process exits.
+logged (:mod:`spinlight.notify_hook`). When stdin closes (acquisition ended or died) an open
+campaign is summarised, pending hooks finish, and the process exits.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ import collections
 import json
 import math
 import os
-import queue
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
 from spinlight.instruments.errors import check_choice, check_range
+from spinlight.notify_hook import HookRunner, strict_json
 from spinlight.progress import format_duration
 
 CAMPAIGN_KINDS = ("campaign_start", "campaign_end", "suspend", "resume", "fault", "reconnect",
@@ -53,17 +52,6 @@ def _short(text: Any, limit: int = 300) -> str:
     lines = str(text).strip().splitlines()
     first = lines[0] if lines else ""
     return first if len(first) <= limit else first[:limit - 1] + "…"
-
-
-def _strict_json(obj: Any) -> Any:
-    """Hooks may be written in any language: no NaN/Infinity tokens in what they receive."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): _strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict_json(v) for v in obj]
-    return obj
 
 
 def _fields_text(fields: dict) -> str:
@@ -157,64 +145,6 @@ def summary_text(s: dict) -> str:
                         (s["malformed_lines"], "malformed input lines")):
         text += f"; {count} {what}" if count else ""
     return text + _fields_text(s["reported"])
-
-
-class HookRunner:
-    """Runs the hook command on its own thread, one call at a time, each with a timeout."""
-
-    def __init__(self, command: list[str] | None, timeout_s: float, log):
-        self.command = command
-        self.timeout_s = timeout_s
-        self.log = log
-        self.calls = 0
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="hook", daemon=True)
-        self._thread.start()
-
-    def submit(self, note: dict) -> None:
-        if self.command:
-            self._queue.put(note)
-
-    def close(self) -> None:
-        """Wait for the pending calls (each bounded by the timeout)."""
-        self._queue.put(None)
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while (note := self._queue.get()) is not None:
-            try:
-                self._call(note)
-            except Exception as exc:  # noqa: BLE001 - a hook must never stop the notifier
-                self.log(None, "HOOK FAILED", f"{note['kind']}: {type(exc).__name__}: {exc}")
-
-    def _call(self, note: dict) -> None:
-        argv = [*self.command, note["message"]]
-        payload = json.dumps(_strict_json(note)).encode()
-        posix = os.name == "posix"
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=posix)
-        except OSError as exc:
-            self.log(None, "HOOK FAILED", f"{note['kind']}: cannot run {argv[0]!r}: {exc}")
-            return
-        self.calls += 1
-        try:
-            _, err = proc.communicate(payload, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            # the whole group: a mail script's own children must not outlive the timeout
-            try:
-                os.killpg(proc.pid, signal.SIGKILL) if posix else proc.kill()
-            except OSError:
-                pass
-            proc.wait()
-            proc.stderr.close()
-            self.log(None, "HOOK FAILED",
-                     f"{note['kind']}: timed out after {self.timeout_s:g} s (killed)")
-            return
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip()[-200:]
-            self.log(None, "HOOK FAILED", f"{note['kind']}: exit code {proc.returncode}"
-                     + (f": {tail}" if tail else ""))
 
 
 class Notifier:
@@ -381,7 +311,7 @@ class Notifier:
             try:  # atomic: a reader never sees half a file
                 tmp = self.summary_path + ".tmp"
                 with open(tmp, "w", encoding="utf-8") as fh:
-                    json.dump(_strict_json(summary), fh, indent=1)
+                    json.dump(strict_json(summary), fh, indent=1)
                 os.replace(tmp, self.summary_path)
             except OSError as exc:
                 self.log(None, "SUMMARY", f"cannot write {self.summary_path!r}: {exc}")

@@ -24,3 +24,13 @@ def faults():
     handle = add_fault_listener(lambda kind, message, fields: seen.append((kind, fields)))
     yield seen
     remove_fault_listener(handle)
+
+
+@pytest.fixture
+def quiet_multipyvu(monkeypatch, tmp_path):
+    """QD's MultiPyVu client reconfigures root logging and writes ``QdMultiVu.log`` in the
+    working directory when it opens: a no-op ``setup_logging`` and the test's tmp_path as cwd."""
+    import MultiPyVu.MultiVuClient_base as client_base
+
+    monkeypatch.setattr(client_base, "setup_logging", lambda *a, **k: None)
+    monkeypatch.chdir(tmp_path)

@@ -1,55 +1,28 @@
 """kill -9 of the acquisition in the middle of a real MPMS3 run: nothing measured is lost."""
 
-import json
-import os
 import pathlib
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 
+from processes import Child, logged_events
 from spinlight.catalog import open_catalog
 
 HERE = pathlib.Path(__file__).parent
 
 
-def _logged_events(path: pathlib.Path) -> list[dict]:
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:  # a torn last line
-            continue
-        if item["name"] == "event":
-            out.append(item["doc"])
-    return out
-
-
 def test_kill9_mid_m_h_keeps_every_measured_point(tmp_path):
     root, sim = tmp_path / "catalog", tmp_path / "sim"
-    err = open(tmp_path / "writer.err", "w")
-    proc = subprocess.Popen([sys.executable, str(HERE / "_kill_mpms3_writer.py"), str(root),
-                             str(sim)], stdout=subprocess.DEVNULL, stderr=err)
-    deadline, log = time.monotonic() + 180, None
-    try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "writer.err").read_text()
-            logs = list(root.glob("doclog/*/*.jsonl"))
-            if logs and len(_logged_events(logs[0])) >= 5:
-                log = logs[0]
-                break
-            time.sleep(0.05)
-        assert log is not None, "the plan did not measure 5 points in time"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        err.close()
-    logged = _logged_events(log)
+
+    def measured_5() -> bool:
+        logs = list(root.glob("doclog/*/*.jsonl"))
+        return bool(logs) and len(logged_events(logs[0])) >= 5
+
+    with Child(HERE / "_kill_mpms3_writer.py", root, sim, logs=tmp_path / "writer") as writer:
+        writer.wait_until(measured_5, timeout_s=180, poll_s=0.05,
+                          what="the plan did not measure 5 points")
+        writer.kill9()
+    (log,) = root.glob("doclog/*/*.jsonl")
+    logged = logged_events(log)
     assert 5 <= len(logged) < 60  # killed mid-run
     with open_catalog(root) as cat:
         run = cat.get_run(log.stem)

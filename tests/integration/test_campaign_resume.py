@@ -9,13 +9,8 @@ import io
 import json
 import os
 import pathlib
-import signal
-import subprocess
-import sys
-import time
 
-import pytest
-
+from processes import Child, logged_events
 from spinlight.campaign import load_campaign
 from spinlight.campaign_estimate import MeasurementEstimate
 from spinlight.campaign_run import left_of
@@ -37,32 +32,16 @@ def _ac_log(catalog: pathlib.Path) -> pathlib.Path | None:
     return None
 
 
-def _events(path: pathlib.Path) -> int:
-    return sum(line.startswith('{"name": "event"') for line in path.read_text().splitlines())
-
-
 def _kill_mid_ac(path: pathlib.Path, catalog: pathlib.Path, tmp: pathlib.Path) -> None:
-    err = open(tmp / "run.err", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "spinlight.cli", "run", str(path),
-                             "--no-progress"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=err,
-                            env={**os.environ, "MPLBACKEND": "Agg"})
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp / "run.err").read_text()
-            log = _ac_log(catalog)
-            if log is not None and _events(log) >= KILL_AFTER:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the ac measurement did not start in time")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        err.close()
+    def ac_started() -> bool:
+        log = _ac_log(catalog)
+        return log is not None and len(logged_events(log)) >= KILL_AFTER
+
+    with Child("-m", "spinlight.cli", "run", path, "--no-progress", logs=tmp / "run", cwd=tmp,
+               env={**os.environ, "MPLBACKEND": "Agg"}) as run:
+        run.wait_until(ac_started, timeout_s=60, poll_s=0.02,
+                       what="the ac measurement did not start")
+        run.kill9()
 
 
 def _resume(path, *extra) -> tuple[int, str, str]:
@@ -85,7 +64,8 @@ def test_kill9_then_resume_stores_every_point_once(tmp_path):
         killed = catalog.get_run(killed_log.stem)
         assert catalog.run_status(killed) == "interrupted"
         stored = sum(catalog.num_events(killed, s) for s in killed)
-    assert KILL_AFTER - 1 <= stored <= _events(killed_log) < 9    # at most the event in flight
+    logged = len(logged_events(killed_log))
+    assert KILL_AFTER - 1 <= stored <= logged < 9          # at most the event in flight
 
     # a changed file is refused, naming the change; nothing is touched
     path.write_text(text.replace("field_Oe = 1200.0", "field_Oe = 1000.0"))

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from campaign_files import measurement_toml, sample_toml, small_m_h_toml, write_toml
 from spinlight.campaign import load_campaign
 from spinlight.campaign_devices import newest_dat
 from spinlight.campaign_run import EXIT_ABORTED, EXIT_FAILED, EXIT_SAMPLE_CHANGE, CampaignRunner
@@ -31,37 +32,17 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 MD_KEYS = {"name", "file", "sha256", "campaign_id", "index", "label", "plan", "options", "sample",
            "sim"}
 
-SAMPLES = """
-[[samples]]
-name = "mCB-Nd"
-mass_mg = 20.0
-molar_mass_g_per_mol = 2312.0
-ions = { Nd = 3 }
-
-[[samples]]
-name = "mCB-Yb"
-mass_mg = 20.0
-molar_mass_g_per_mol = 2428.0
-ions = { Yb = 3 }
-"""
-SMALL_M_H = """
-[[measurements]]
-plan = "m_h"
-sample = "{sample}"
-temperatures_K = [2.0]
-fields_Oe = [0.0, 2500.0, 5000.0]
-"""
+SAMPLES = sample_toml("mCB-Nd") + sample_toml("mCB-Yb")
 
 
 def write_campaign(folder, name, body, *, speed=20000.0, instruments='mode = "sim"'):
     """A campaign sharing the quick campaign's catalog (one catalog creation per module); a
     lost connection is given up after one reconnection attempt."""
-    path = folder / f"{name}.toml"
-    path.write_text(f'[campaign]\nname = "{name}"\ncatalog = "quick-campaign-data/catalog"\n'
-                    f'log_file = "logs/{name}.log"\n\n[suspenders]\nreconnect_attempts = 1\n'
-                    f"reconnect_backoff_s = 0.1\n\n[instruments]\n{instruments}\n\n"
-                    f"[instruments.sim]\nspeed = {speed}\nseed = 3\n" + SAMPLES + body)
-    return path
+    return write_toml(folder, f"{name}.toml",
+                      f'[campaign]\nname = "{name}"\ncatalog = "quick-campaign-data/catalog"\n'
+                      f'log_file = "logs/{name}.log"\n\n[suspenders]\nreconnect_attempts = 1\n'
+                      f"reconnect_backoff_s = 0.1\n\n[instruments]\n{instruments}\n\n"
+                      f"[instruments.sim]\nspeed = {speed}\nseed = 3\n" + SAMPLES + body)
 
 
 class StreamWatch:
@@ -184,9 +165,9 @@ def test_log_has_start_and_end_of_every_measurement_with_both_clocks(quick):
 
 
 def test_a_failed_measurement_is_logged_and_the_next_one_runs(quick):
-    body = ('\n[[measurements]]\nplan = "ac_frequency_sweep"\nsample = "mCB-Nd"\n'
-            'stations = ["ppms"]\ntemperature_K = 2.0\nfield_Oe = 1000.0\n'
-            "frequencies_Hz = [100.0, 1000.0, 5000.0, 10000.0]\n" + SMALL_M_H.format(sample="mCB-Yb"))
+    body = measurement_toml("ac_frequency_sweep", "temperature_K = 2.0\nfield_Oe = 1000.0\n"
+                            "frequencies_Hz = [100.0, 1000.0, 5000.0, 10000.0]",
+                            stations=["ppms"]) + small_m_h_toml("mCB-Yb")
     path = write_campaign(quick.folder, "failing", body)
     runner = CampaignRunner(load_campaign(path), progress=False, estimate=False)
     # the PPMS goes away (its server stops) after the first ac point
@@ -225,15 +206,14 @@ def _wait_then_pause(runner, condition):
 @pytest.mark.parametrize("case", ["ac", "pl"])
 def test_a_pause_request_aborts_the_campaign_with_the_instruments_safe(quick, case):
     if case == "ac":   # fields at 1200 Oe on both QD systems when the pause comes
-        body = ('\n[[measurements]]\nplan = "ac_frequency_sweep"\nsample = "mCB-Nd"\n'
-                'temperature_K = 2.0\nfield_Oe = 1200.0\n'
-                "frequencies_Hz = [10.0, 100.0, 1000.0, 5000.0, 10000.0]\n")
+        body = measurement_toml("ac_frequency_sweep", "temperature_K = 2.0\nfield_Oe = 1200.0\n"
+                                "frequencies_Hz = [10.0, 100.0, 1000.0, 5000.0, 10000.0]")
         speed, stream = 20000.0, "ac_mpms3"
     else:              # the laser emitting, the detector shutter open, when the pause comes
-        body = ('\n[[measurements]]\nplan = "lifetime_decay"\nsample = "mCB-Nd"\n'
-                "emission_nm = 1060.0\nexpected_lifetime_ns = 134.0\npeak_counts = 1000\n")
+        body = measurement_toml("lifetime_decay", "emission_nm = 1060.0\n"
+                                "expected_lifetime_ns = 134.0\npeak_counts = 1000")
         speed, stream = 4.0, None
-    path = write_campaign(quick.folder, f"ctrl-c-{case}", body + SMALL_M_H.format(sample="mCB-Nd"),
+    path = write_campaign(quick.folder, f"ctrl-c-{case}", body + small_m_h_toml("mCB-Nd"),
                           speed=speed)
     runner = CampaignRunner(load_campaign(path), progress=False, estimate=False)
     labs = []
@@ -270,8 +250,8 @@ def test_real_mode_stops_for_a_sample_change(quick, tmp_path):
     with SimulatedLab(speed=20000.0, seed=2, sample="mCB-Nd", data_dir=tmp_path / "sim") as lab:
         ep = lab.endpoints["mpms3"]
         mpms3 = f'mode = "real"\n\n[instruments.mpms3]\nhost = "{ep["host"]}"\nport = {ep["port"]}\n'
-        path = write_campaign(quick.folder, "real", SMALL_M_H.format(sample="mCB-Nd")
-                              + SMALL_M_H.format(sample="mCB-Yb"), instruments=mpms3)
+        path = write_campaign(quick.folder, "real", small_m_h_toml("mCB-Nd")
+                              + small_m_h_toml("mCB-Yb"), instruments=mpms3)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = main(["run", str(path), "--no-progress", "--no-estimate"])

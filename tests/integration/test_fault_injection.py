@@ -10,18 +10,18 @@ import time
 
 import pytest
 
-import MultiPyVu.MultiVuClient_base as _client_base
-
 from polling import wait_for
 from spinlight.instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout
 from spinlight.instruments.laser import connect_pilas, connect_taiko
 from spinlight.instruments.mpms3 import MPMS3Driver
 from spinlight.instruments.ppms import PPMSDriver
+from spinlight.instruments.retry import RetryPolicy
 from spinlight.instruments.transports import MultiVuTransport, VisaTransport
 from spinlight.simulators.faults import FaultInjector, FaultScript
 from spinlight.simulators.lab import SimulatedLab
 
 SPEED = 1000.0
+pytestmark = pytest.mark.usefixtures("quiet_multipyvu")   # see conftest.py
 
 
 class StandIn:
@@ -32,16 +32,14 @@ class StandIn:
         return 1e-6, 1e-9
 
 
-@pytest.fixture(autouse=True)
-def _quiet_multipyvu(monkeypatch, tmp_path):
-    monkeypatch.setattr(_client_base, "setup_logging", lambda *a, **k: None)
-    monkeypatch.chdir(tmp_path)
+def stand_in_lab(data_dir, **kw) -> SimulatedLab:
+    return SimulatedLab(speed=SPEED, seed=5, sample=StandIn(), mass_mg=10.0, data_dir=data_dir,
+                        **kw)
 
 
 @pytest.fixture
 def lab(tmp_path):
-    with SimulatedLab(speed=SPEED, seed=5, sample=StandIn(), mass_mg=10.0,
-                      data_dir=tmp_path / "data") as lab:
+    with stand_in_lab(tmp_path / "data") as lab:
         yield lab
 
 
@@ -51,7 +49,6 @@ def inject(lab, script, seed=0):
 
 def elapsed(lab, t=None) -> float:
     return (lab.clock.now() if t is None else t) - lab.clock.start_unix
-
 
 
 def ppms_driver(lab, timeout_s=0.3) -> PPMSDriver:
@@ -173,8 +170,7 @@ def test_ppms_disconnect_refuses_then_accepts_after_the_duration(lab):
 def test_poisson_faults_are_seeded_and_reproducible(lab, tmp_path):
     script = FaultScript().poisson("garbled", 6.0, target="ppms")
     inj = inject(lab, script, seed=11)
-    with SimulatedLab(speed=SPEED, seed=5, sample=StandIn(), mass_mg=10.0,
-                      data_dir=tmp_path / "other") as lab2:
+    with stand_in_lab(tmp_path / "other") as lab2:
         twin, other = inject(lab2, script, seed=11), inject(lab2, script, seed=12)
         assert twin.planned == inj.planned != other.planned
         twin.stop()
@@ -277,7 +273,8 @@ def test_laser_interlock_and_pilas_wire_faults_from_a_lab_script(tmp_path):
                       data_dir=tmp_path / "data") as lab:
         ep = lab.endpoints["pl"]
         taiko = connect_taiko(ep["taiko"]["host"], ep["taiko"]["port"], name="taiko")
-        pilas = connect_pilas(ep["pilas"]["url"], name="pilas", timeout_s=0.3)
+        pilas = connect_pilas(ep["pilas"]["url"], name="pilas", timeout_s=0.3,
+                              retry=RetryPolicy.none())   # faults surface as they happen
         inj = inject(lab, FaultScript()
                      .at("laser_interlock", 10, target="laser", duration_s=50)
                      .at("garbled", 30, target="pilas").at("timeout", 30, target="pilas"))
@@ -313,8 +310,7 @@ def test_laser_interlock_and_pilas_wire_faults_from_a_lab_script(tmp_path):
 def test_simulated_lab_takes_a_fault_script_as_dicts(tmp_path):
     items = [{"kind": "helium_low", "target": "ppms", "at_s": 30.0, "duration_s": 60.0,
               "params": {"percent": 12.0}}]
-    with SimulatedLab(speed=SPEED, seed=5, sample=StandIn(), mass_mg=10.0,
-                      data_dir=tmp_path / "data", faults=items) as lab:
+    with stand_in_lab(tmp_path / "data", faults=items) as lab:
         assert lab.faults is not None and lab.faults.planned
         lab.clock.sleep(40.0)
         assert wait_for(lambda: lab.ppms.helium_percent() < 13.0)

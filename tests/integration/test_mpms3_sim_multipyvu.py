@@ -1,19 +1,15 @@
 """The simulated MPMS3 against QD's real MultiPyVu 3.8.0 client, over loopback.
 
 MultiPyVu's client reconfigures root logging and writes ``QdMultiVu.log`` in the working
-directory when it opens; both are neutralised here (no-op setup_logging, tmp cwd).
+directory when it opens; both are neutralised (conftest's ``quiet_multipyvu``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
 
@@ -21,14 +17,15 @@ import numpy as np
 import pytest
 
 import MultiPyVu as mpv  # noqa: E402 - a pinned dependency: never skipped
-import MultiPyVu.MultiVuClient_base as _client_base  # noqa: E402
 from MultiPyVu.exceptions import MultiPyVuError  # noqa: E402
 
+from processes import server  # noqa: E402
 from spinlight.instruments.qd_dat import read_dat  # noqa: E402
 from spinlight.simulators.lab import SimulatedLab  # noqa: E402
 from spinlight.simulators.multivu_protocol import MessageReader, encode_message  # noqa: E402
 
 SPEED = 1000.0
+pytestmark = pytest.mark.usefixtures("quiet_multipyvu")   # see conftest.py
 
 
 class CurieSample:
@@ -45,16 +42,14 @@ class CurieSample:
         return m + err * rng.standard_normal(), err
 
 
-@pytest.fixture(autouse=True)
-def _quiet_multipyvu(monkeypatch, tmp_path):
-    monkeypatch.setattr(_client_base, "setup_logging", lambda *a, **k: None)
-    monkeypatch.chdir(tmp_path)
+def curie_lab(data_dir, seed: int = 7) -> SimulatedLab:
+    return SimulatedLab(speed=SPEED, seed=seed, sample=CurieSample(), mass_mg=20.0,
+                        data_dir=data_dir)
 
 
 @pytest.fixture
 def lab(tmp_path):
-    with SimulatedLab(speed=SPEED, seed=7, sample=CurieSample(), mass_mg=20.0,
-                      data_dir=tmp_path / "data") as lab:
+    with curie_lab(tmp_path / "data") as lab:
         yield lab
 
 
@@ -288,8 +283,7 @@ def test_vsm_measurement_rows_appear_after_their_instrument_time(lab):
 
 def run_script(tmp_path, seed: int, tag: str):
     """Same command sequence on a fresh lab: settle-mode points, then a logged sweep."""
-    with SimulatedLab(speed=SPEED, seed=seed, sample=CurieSample(), mass_mg=20.0,
-                      data_dir=tmp_path / tag) as lab, client(lab) as c:
+    with curie_lab(tmp_path / tag, seed) as lab, client(lab) as c:
         c.set_temperature(10.0, 20.0, c.temperature.approach_mode.fast_settle)
         c.set_field(1000.0, 100.0, c.field.approach_mode.linear)
         c.wait_for(0, 0, c.temperature.waitfor | c.field.waitfor)
@@ -322,17 +316,9 @@ def test_same_seed_gives_identical_values(tmp_path):
 
 # -- the CLI ------------------------------------------------------------------------------------
 def test_cli_sim_serve_prints_endpoints_and_serves(tmp_path):
-    cmd = [sys.executable, "-m", "spinlight.cli", "sim", "serve", "--speed", "1000",
-           "--seed", "3", "--sample", "mCB-Nd", "--data-dir", str(tmp_path / "d"), "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(60.0)
-        assert line and line[0].strip(), proc.stderr.read() if proc.poll() is not None else ""
-        ep = json.loads(line[0])
+    with server("-m", "spinlight.cli", "sim", "serve", "--speed", "1000", "--seed", "3",
+                "--sample", "mCB-Nd", "--data-dir", tmp_path / "d", "--port", "0",
+                announce_timeout_s=60.0) as (proc, ep):
         assert ep["mpms3"]["flavor"] == "MPMS3" and ep["sample"] == "mCB-Nd"
         with mpv.Client(ep["mpms3"]["host"], ep["mpms3"]["port"]) as c:
             assert c.get_temperature()[1] == "Stable"
@@ -341,7 +327,3 @@ def test_cli_sim_serve_prints_endpoints_and_serves(tmp_path):
             assert row["Moment (emu)"] > 0 and row["M. Std. Err. (emu)"] > 0   # preset physics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10.0) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5.0)

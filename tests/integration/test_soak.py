@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import threading
-import time
 
 import pytest
 from bluesky import RunEngine
@@ -18,8 +17,8 @@ from bluesky import plan_stubs as bps
 from bluesky.suspenders import SuspendBoolHigh
 from ophyd import Signal
 
-import MultiPyVu.MultiVuClient_base as _client_base
-
+from campaign_files import write_toml
+from polling import wait_for
 from spinlight.campaign import CampaignError, load_campaign
 from spinlight.campaign_devices import InstrumentSession
 from spinlight.cmd_campaign import summary
@@ -50,64 +49,22 @@ speed = 2000.0
 seed = 3
 """
 
-FAULTS = """
-[[instruments.sim.faults]]
-kind = "helium_low"
-target = "ppms"
-rate_per_h = 1.5
-duration_s = 1200.0
-params = { percent = 10.0 }
-
-[[instruments.sim.faults]]
-kind = "temperature_excursion"
-target = "mpms3"
-rate_per_h = 1.5
-duration_s = 900.0
-params = { delta_K = 2.0 }
-
-[[instruments.sim.faults]]
-kind = "quench"
-target = "ppms"
-at_s = 2200.0
-
-[[instruments.sim.faults]]
-kind = "quench"
-target = "mpms3"
-rate_per_h = 1.5
-
-[[instruments.sim.faults]]
-kind = "garbled"
-target = "mpms3"
-rate_per_h = 1.5
-
-[[instruments.sim.faults]]
-kind = "garbled"
-target = "ppms"
-rate_per_h = 1.5
-
-[[instruments.sim.faults]]
-kind = "timeout"                # once per lab, late: each costs the driver's 5 s (wall)
-target = "ppms"
-at_s = 3700.0
-
-[[instruments.sim.faults]]
-kind = "disconnect"
-target = "mpms3"
-at_s = 1000.0
-duration_s = 60.0
-
-[[instruments.sim.faults]]
-kind = "disconnect"
-target = "ppms"
-rate_per_h = 1.0
-duration_s = 60.0
-
-[[instruments.sim.faults]]
-kind = "laser_interlock"
-target = "laser"
-at_s = 1300.0
-duration_s = 600.0
-"""
+# one [[instruments.sim.faults]] entry a row: kind, target, then the entry's other keys
+FAULT_ROWS = [
+    ("helium_low", "ppms", "rate_per_h = 1.5", "duration_s = 1200.0", "params = { percent = 10.0 }"),
+    ("temperature_excursion", "mpms3", "rate_per_h = 1.5", "duration_s = 900.0",
+     "params = { delta_K = 2.0 }"),
+    ("quench", "ppms", "at_s = 2200.0"),
+    ("quench", "mpms3", "rate_per_h = 1.5"),
+    ("garbled", "mpms3", "rate_per_h = 1.5"),
+    ("garbled", "ppms", "rate_per_h = 1.5"),
+    ("timeout", "ppms", "at_s = 3700.0"),   # once per lab, late: each costs the driver's 5 s (wall)
+    ("disconnect", "mpms3", "at_s = 1000.0", "duration_s = 60.0"),
+    ("disconnect", "ppms", "rate_per_h = 1.0", "duration_s = 60.0"),
+    ("laser_interlock", "laser", "at_s = 1300.0", "duration_s = 600.0"),
+]
+FAULTS = "".join(f'\n[[instruments.sim.faults]]\nkind = "{kind}"\ntarget = "{target}"\n'
+                 + "".join(f"{key}\n" for key in keys) for kind, target, *keys in FAULT_ROWS)
 
 BODY = """
 [[samples]]
@@ -140,10 +97,8 @@ gate_s = 0.5
 """
 
 
-def _write(tmp_path, text, name="soak_ci.toml") -> pathlib.Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+def _write(tmp_path, text) -> pathlib.Path:
+    return write_toml(tmp_path, "soak_ci.toml", text)
 
 
 def _problems(text, tmp_path, **kw) -> list[str]:
@@ -239,7 +194,7 @@ def test_a_suspension_landing_between_save_and_checkpoint_does_not_store_the_poi
     RE = RunEngine(context_managers=[])
     suspender = SuspendBoolHigh(trip, sleep=0.01)
     install(RE, [suspender])
-    creates, seq, notes = [0], [], []
+    creates, seq = [0], []
 
     def hook(msg):
         if msg.command == "create":
@@ -256,13 +211,7 @@ def test_a_suspension_landing_between_save_and_checkpoint_does_not_store_the_poi
     assert RE._command_registry["save"] == RE._save
 
 
-@pytest.fixture
-def _quiet_multipyvu(monkeypatch, tmp_path):
-    monkeypatch.setattr(_client_base, "setup_logging", lambda *a, **k: None)
-    monkeypatch.chdir(tmp_path)
-
-
-def test_a_quench_latched_before_the_run_is_cleared_not_waited_for(tmp_path, _quiet_multipyvu):
+def test_a_quench_latched_before_the_run_is_cleared_not_waited_for(tmp_path, quiet_multipyvu):
     """bluesky waits for a suspender tripped before a plan starts without running its
     pre_plan; a latched quench (one between measurements) would be waited for forever."""
     with SimulatedLab(speed=200.0, seed=5, sample="mCB-Nd", data_dir=tmp_path / "sim") as lab:
@@ -270,10 +219,7 @@ def test_a_quench_latched_before_the_run_is_cleared_not_waited_for(tmp_path, _qu
         mpms3, vsm = connect_mpms3(ep["host"], ep["port"], timeout_s=2.0, monitor_interval_s=0.02)
         try:
             lab.mpms3.inject_fault("quench")
-            end = time.monotonic() + 5
-            while not mpms3.magnet_fault.get() and time.monotonic() < end:
-                time.sleep(0.01)
-            assert mpms3.magnet_fault.get()
+            assert wait_for(mpms3.magnet_fault.get, timeout_s=5.0, poll_s=0.01)
             suspenders = campaign_suspenders([mpms3], resume_wait_s=0.05)
             RE = RunEngine(context_managers=[])
             install(RE, suspenders)

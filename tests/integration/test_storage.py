@@ -8,17 +8,16 @@ subprocess writer/reader in ``_storage_*.py``) are reusable by the MPMS3 plan te
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
+from processes import Child, logged_events
 from spinlight.catalog import NotACatalogError, RunNotFoundError, open_catalog
 from spinlight.doclog import read_log, reinsert, writer_alive
 from spinlight.engine import EngineLockedError, make_run_engine
@@ -46,10 +45,6 @@ def fresh_root(empty_catalog, tmp_path):
         shutil.copytree(empty_catalog, dest)
         return dest
     return make
-
-
-def logged_events(path: pathlib.Path) -> list[dict]:
-    return [doc for name, doc in read_log(path) if name == "event"]
 
 
 def run_python(script: str, *args, timeout=SUBPROCESS_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -136,40 +131,29 @@ def test_not_a_catalog_errors_name_the_path(tmp_path):
 # -- live read of a run in progress, then kill -9 ------------------------------------------------
 def test_kill9_mid_run_keeps_every_written_event(fresh_root, tmp_path):
     root = fresh_root()
-    out = open(tmp_path / "writer.out", "w")
-    err = open(tmp_path / "writer.err", "w")
-    args = [sys.executable, HERE / "_storage_writer.py", root, 200, 0.15, "kill-sample"]
-    proc = subprocess.Popen([str(a) for a in args], stdout=out, stderr=err, text=True)
-    min_events, deadline = 10, time.monotonic() + SUBPROCESS_TIMEOUT_S
-    live_rows = 0
-    try:
+    min_events, live_rows, log = 10, 0, None
+
+    def enough_logged_and_read_live(cat) -> bool:
+        nonlocal live_rows, log
+        logs = list((root / "doclog").glob("*/*.jsonl"))
+        if not logs:
+            return False
+        log = logs[0]
+        n_logged = len(logged_events(log))
+        if n_logged >= 4 and not live_rows:   # concurrent read of the open run
+            run = cat.get_run(-1)
+            assert "stop" not in run.metadata or not run.metadata["stop"]
+            assert cat.run_status(run) == "open"
+            live_rows = len(cat.read_primary(run)["seq_num"])
+        return n_logged >= min_events and bool(live_rows)
+
+    with Child(HERE / "_storage_writer.py", root, 200, 0.15, "kill-sample",
+               logs=tmp_path / "writer") as writer:
         with open_catalog(root) as cat:
-            log = None
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, (tmp_path / "writer.err").read_text()
-                logs = list((root / "doclog").glob("*/*.jsonl"))
-                if logs:
-                    log = logs[0]
-                    n_logged = len(logged_events(log))
-                    if n_logged >= 4 and not live_rows:   # concurrent read of the open run
-                        run = cat.get_run(-1)
-                        assert "stop" not in run.metadata or not run.metadata["stop"]
-                        assert cat.run_status(run) == "open"
-                        live_rows = len(cat.read_primary(run)["seq_num"])
-                    if n_logged >= min_events and live_rows:
-                        break
-                time.sleep(0.1)
-            else:
-                pytest.fail("writer did not log enough events in time")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        out.close()
-        err.close()
-    assert proc.returncode == -signal.SIGKILL
+            writer.wait_until(lambda: enough_logged_and_read_live(cat),
+                              timeout_s=SUBPROCESS_TIMEOUT_S, poll_s=0.1,
+                              what="writer did not log enough events")
+        assert writer.kill9() == -signal.SIGKILL
     assert live_rows >= 3
     print(f"kill -9 after {len(logged_events(log))} logged events; {live_rows} rows read live")
 

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from campaign_files import measurement_toml, sample_toml, write_toml
 from spinlight.campaign import CampaignError, load_campaign
 from spinlight.campaign_lines import KeyLines
 from spinlight.campaign_schema import REGISTRY
@@ -20,18 +21,8 @@ SIM = """
 [instruments]
 mode = "sim"
 """
-SAMPLE = """
-[[samples]]
-name = "mCB-Nd"
-mass_mg = 20.0
-molar_mass_g_per_mol = 2312.0
-ions = { Nd = 3 }
-"""
-CHI_T = """
-[[measurements]]
-plan = "chi_t"
-sample = "mCB-Nd"
-"""
+SAMPLE = sample_toml("mCB-Nd")
+CHI_T = measurement_toml("chi_t")
 REAL_MPMS3 = """
 [instruments.mpms3]
 host = "192.168.1.20"
@@ -40,8 +31,8 @@ dat_folder = "data"
 
 
 def ac(plan, options, stations=None):
-    st = f"stations = {stations!r}\n".replace("'", '"') if stations else ""
-    return f'\n[[measurements]]\nplan = "{plan}"\nsample = "mCB-Nd"\n{st}{options}\n'
+    """A [[measurements]] entry of mCB-Nd."""
+    return measurement_toml(plan, options, stations=stations)
 
 
 # (id, campaign text, key of the problem, text of the line it must point to, fragments)
@@ -132,9 +123,7 @@ CASES = [
 
 
 def write(tmp_path, text, name="c.toml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
+    return write_toml(tmp_path, name, textwrap.dedent(text))
 
 
 def problems(path, **kw):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from spinlight.instruments import picoquant_defs as hh
-from spinlight.instruments.clib import CtypesBackend, argtypes, c_signature
+from spinlight.instruments.clib import c_signature
+from spinlight.instruments.clib_ctypes import CtypesBackend, argtypes
 from spinlight.instruments.errors import InstrumentError
 from spinlight.instruments.harp import (HH_FUNCTIONS, CtypesHarpBackend, HarpLib,
                                         TranscriptHarpBackend)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from spinlight.instruments.clib import argtypes
+from spinlight.instruments.clib_ctypes import argtypes
 from spinlight.instruments.errors import InstrumentError
 from spinlight.instruments.laser import (PDLM_FUNCTIONS, LaserLib, PdlmLaserDriver,
                                          PicosecondLaser, TranscriptLaserBackend,
