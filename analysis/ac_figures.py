@@ -20,7 +20,6 @@ import numpy as np
 
 from .ac_dataset import AcDatasetResult
 from .ac_figure_base import FADED_ALPHA
-from .ac_figure_base import _finish  # noqa: F401  (pl_figures takes _finish and _safe from here)
 from .ac_relaxation_figures import FIXED_SPREAD, plot_ln_tau_vs_inverse_t, plot_rate_vs_field
 from .ac_spectrum_figures import COLOR_BY, plot_ac_spectra, plot_cole_cole
 from .arrhenius import ArrheniusResult

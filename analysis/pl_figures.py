@@ -3,8 +3,8 @@ TCSPC decays on a log scale with the fit, the IRF and the residuals.
 
 Same conventions as ``ac_figures``: matplotlib ``Figure`` objects on Agg (no pyplot state),
 each function returns the Figure and writes a PNG when ``path`` is given; artists carry a
-``gid`` (``spectrum:<label>``, ``peak:<label>``, ``band:<label>``, ``data``, ``fit``, ``irf``,
-``residuals``) for callers and tests.
+``gid`` (``spectrum:<label>``, ``uncorrected:<label>``, ``peak:<label>``, ``band:<label>``,
+``data``, ``fit``, ``irf``, ``residuals``) for callers and tests.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from . import _validate as check
-from .ac_figures import _finish, _safe
+from .ac_figure_base import _finish
+from .ac_figures import _safe
 from .figures import _save
 from .lifetime_fit import DecayFitResult
 from .pl_run import LifetimeRunAnalysis, SpectrumRunAnalysis
@@ -61,7 +62,8 @@ def plot_spectra(spectra, *, labels: Sequence[str] | None = None, normalise: boo
 
     ``spectra``: a :class:`SpectrumResult` or :class:`~.pl_run.SpectrumRunAnalysis`, or a list.
     Peaks are marked (▼, labelled with their position when ≥ :data:`LABEL_FRACTION` of the
-    spectrum's highest peak), bands shaded. ``normalise``: each spectrum divided by its highest
+    spectrum's highest peak), bands shaded. A corrected spectrum (``result.correction``) is
+    drawn with its uncorrected scan as a thin dotted line (scaled to the same highest point). ``normalise``: each spectrum divided by its highest
     peak (or maximum). ``ax``: None, or one Axes per scan kind present.
     """
     items = _spectrum_items(spectra, labels)
@@ -80,6 +82,14 @@ def plot_spectra(spectra, *, labels: Sequence[str] | None = None, normalise: boo
         top = res.main_peak.height_cps if res.peaks else float(np.max(res.net_cps))
         scale = 1.0 / top if normalise and top > 0 else 1.0
         tag = label + (f" ({_FIXED[res.scan]} = {fixed:g} nm)" if fixed is not None else "")
+        if res.uncorrected is not None:
+            tag += f" [{res.correction['kind'].replace('_', ' ')} corrected]"
+            raw = res.uncorrected
+            raw_top = float(np.max(raw.net_cps))
+            if raw_top > 0:
+                a.plot(raw.wavelength_nm, raw.net_cps * (float(np.max(res.net_cps)) * scale / raw_top),
+                       ":", lw=0.8, color=color, alpha=0.7, label=f"{label} uncorrected (scaled)",
+                       gid=f"uncorrected:{label}")
         a.plot(res.wavelength_nm, res.net_cps * scale, "-", lw=1.0, color=color, label=tag,
                gid=f"spectrum:{label}")
         for band in res.bands:

@@ -12,7 +12,8 @@ The PL plans describe their data in the start document (``pl_design.md``):
 
 ``columns`` maps each primary data key to its values per event (a histogram column is a list of
 arrays, or one array for a single event). :func:`analyze_decay` fits a decay by reconvolution
-with its IRF (Poisson MLE) or, with no IRF, by a tail fit, and says which in the result.
+with its IRF (Poisson MLE) or, with no IRF, by a tail fit, and says which in the result; after
+a reconvolution it also runs the tail fit as a cross-check (:func:`tail_cross_check`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .lifetime_fit import DecayFitResult, fit_decay, tail_fit
+from .lifetime_fit import TAIL_START_FWHM, DecayFitResult, fit_decay, tail_fit
 from .pl_spectra import SpectrumResult, analyze_spectrum
 from .results import json_safe
 
@@ -221,10 +222,49 @@ def crop_irf(irf_counts, background: float) -> tuple[np.ndarray, tuple[int, int]
     return out, (lo, hi)
 
 
+#: Tail cross-check: reconvolution and tail τ agree when |Δτ| < this × their combined σ.
+TAIL_AGREEMENT_SIGMA = 3.0
+#: A multi-exponential's tail starts this many of its shorter lifetimes after the decay peak.
+TAIL_SHORT_LIFETIMES = 5.0
+
+
+def tail_cross_check(t, y, irf_counts, fit: DecayFitResult) -> dict:
+    """The tail fit beside a reconvolution ``fit`` (fitting.md §3.3; τ ≫ IRF).
+
+    One exponential + background (MLE, no profile: cheap) from the IRF maximum +
+    ``TAIL_START_FWHM`` IRF FWHM, and for several exponentials also from
+    :data:`TAIL_SHORT_LIFETIMES` × the shorter fitted lifetimes after the decay maximum, so
+    only the longest remains; compared with the fit's longest τ. Returns ``tail_tau_ns``,
+    ``tail_tau_err_ns``, ``tail_start_ns``, ``tail_compared`` (which τ), ``tail_delta_sigma``
+    (|Δτ| / combined σ) and ``tail_agrees`` (< :data:`TAIL_AGREEMENT_SIGMA`); a tail fit that
+    cannot run gives ``tail_error`` instead.
+    """
+    n = fit.n_exp
+    width = float(t[1] - t[0])
+    start = float(t[int(np.argmax(irf_counts))]) + TAIL_START_FWHM * fit.extras["irf_fwhm_ns"]
+    if n > 1:
+        start = max(start, float(t[int(np.argmax(y))])
+                    + TAIL_SHORT_LIFETIMES * float(np.max(fit.taus_ns[:-1])))
+    start = min(start, float(t[-1]) - 8 * width)
+    compared = f"tau{n}"
+    try:
+        tail = tail_fit(t, y, n_exp=1, start_ns=start, method="mle", profile=False)
+    except (ValueError, RuntimeError, FloatingPointError) as exc:
+        return {"tail_compared": compared, "tail_error": f"{type(exc).__name__}: {exc}"}
+    tau, err = float(tail.taus_ns[0]), float(tail.tau_errs_ns[0])
+    ref, ref_err = float(fit.taus_ns[-1]), float(fit.tau_errs_ns[-1])
+    sigma = math.hypot(err, ref_err)
+    delta = abs(tau - ref) / sigma if sigma > 0 else math.inf
+    return {"tail_tau_ns": tau, "tail_tau_err_ns": err,
+            "tail_start_ns": float(tail.extras["tail_start_ns"]), "tail_compared": compared,
+            "tail_delta_sigma": delta, "tail_agrees": bool(delta < TAIL_AGREEMENT_SIGMA)}
+
+
 @dataclass
 class LifetimeRunAnalysis:
     """One fitted decay run: the data, the fit, which fit (``fit_kind`` ``"reconvolution"`` or
-    ``"tail"``), the IRF used (aligned counts) and a note on how the IRF was obtained."""
+    ``"tail"``), the IRF used (aligned counts), a note on how the IRF was obtained and, after
+    a reconvolution, the tail-fit cross-check (``tail``: :func:`tail_cross_check`)."""
 
     decay: DecayData
     fit: DecayFitResult
@@ -233,6 +273,7 @@ class LifetimeRunAnalysis:
     irf_counts: np.ndarray | None = None
     note: str = ""
     derived_uid: str | None = None
+    tail: dict = field(default_factory=dict)
 
     @property
     def tau_ns(self) -> float:
@@ -253,7 +294,7 @@ class LifetimeRunAnalysis:
                           "method": self.fit.method, "irf_uid": self.irf_uid or "",
                           "emission_nm": d.emission_nm, "excitation_nm": d.excitation_nm,
                           "tau_ns": self.tau_ns, "tau_err_ns": self.tau_err_ns,
-                          "note": self.note})
+                          "note": self.note, **self.tail})
 
     def to_dict(self) -> dict:
         """JSON-safe results: the scalars, lists per component and the fit's full dict."""
@@ -272,7 +313,8 @@ def analyze_decay(decay: DecayData, irf=None, *, irf_note: str = "", **fit_kwarg
     ``irf``: ``(time_ns, counts)`` of the IRF run → :func:`fit_decay` (reconvolution; the IRF
     is moved onto the decay channels, its background is the median channel, only its peak
     region is kept (:func:`crop_irf`), and the tails of earlier pulses are modelled with the
-    laser period). None → :func:`tail_fit` from 10 channels after the decay maximum, noted in
+    laser period), then the tail fit as a cross-check (:func:`tail_cross_check`, in
+    ``tail``). None → :func:`tail_fit` from 10 channels after the decay maximum, noted in
     the result together with ``irf_note``. Only the channels within one laser period are
     fitted (:meth:`DecayData.one_period`). ``fit_kwargs`` pass through (``fit_range``,
     ``profile`` …).
@@ -293,4 +335,5 @@ def analyze_decay(decay: DecayData, irf=None, *, irf_note: str = "", **fit_kwarg
     fit = fit_decay(t, y, counts, **kwargs)
     return LifetimeRunAnalysis(decay, fit, "reconvolution", decay.irf_uid, counts,
                                (irf_note or "reconvolution with the measured IRF")
-                               + f"; IRF cropped to {t[lo]:.4g}..{t[hi]:.4g} ns" + cut)
+                               + f"; IRF cropped to {t[lo]:.4g}..{t[hi]:.4g} ns" + cut,
+                               tail=tail_cross_check(t, y, counts, fit))

@@ -12,16 +12,26 @@ dark rate (cps) measured with the detector shutter closed; the net signal is ``s
   taken for a peak) and the integral errors.
 * Peaks: local maxima whose prominence and net height are ≥ ``min_prominence`` (default
   :data:`PROMINENCE_SIGMA` × σ_i; the height condition rejects the extremes of pure noise).
-  Position and height from a least-squares parabola through the contiguous points ≥
-  :data:`TOP_FRACTION` of the maximum (at least the three around it): sub-sample positions that
-  a satellite band 2–3 widths away does not pull. FWHM: where the net signal crosses half the
-  height (linear interpolation); None if it does not within the scan or if a higher peak lies
-  above half height on the way (a shoulder).
+  Position and height from a least-squares parabola through the highest sample and k ≥ 1
+  points on each side, all ≥ :data:`TOP_FRACTION` of the maximum: a satellite band 2–3 widths
+  away does not pull it, nor (symmetric window) an asymmetric band's long flank (noise-free
+  mCB-Yb band: < 0.3 step off). FWHM: where the net signal crosses half the height (linear
+  interpolation); None if it does not within the scan or if a higher peak lies above half
+  height on the way (a shoulder).
 * Bands: explicit (lo, hi) nm pairs, or by default the contiguous regions above
   max(:data:`BAND_SIGMA` × σ0, :data:`BAND_FLOOR` × maximum) that hold a peak (gaps ≤
   :data:`BAND_GAP` points closed), widened by one point on each side. Integrated intensity:
   trapezoid of the net signal over the band (cps·nm), end points interpolated; its error from
   σ_i (independent points).
+* Correction (:mod:`.spectral_correction`): with ``response`` (emission) the net signal is
+  divided by the spectral response on the part of the scan inside its usable range; with
+  ``reference_nA`` (excitation) it is normalised by the reference photodiode current. The noise
+  is then the raw model's σ_i propagated through the correction (baseline σ0/S per point), and
+  peaks, bands and integrals are those of the corrected spectrum. Decision: the result's main
+  fields (``net_cps``, ``peaks``, ``bands``, ``main_peak_nm`` …) are the corrected ones when a
+  correction was applied; the uncorrected analysis of the whole scan stays in
+  ``result.uncorrected`` (scalars ``uncorrected_main_peak_nm`` …) and ``correction`` says what
+  was applied (``corrected`` flag in the scalars).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from scipy.signal import find_peaks
 
 from . import _validate as check
 from .results import format_table, format_value, json_safe
+from .spectral_correction import SpectralResponse, correct_spectrum, normalise_by_reference
 
 SCANS = ("emission", "excitation")
 MIN_POINTS = 5
@@ -45,7 +56,7 @@ PROMINENCE_SIGMA = 5.0     # default peak threshold, × σ_i
 BAND_SIGMA = 3.0           # default band threshold, × σ0
 BAND_FLOOR = 1e-3          # … but at least this × the highest net signal (noise-free data)
 BAND_GAP = 2               # below-threshold points closed inside a band
-TOP_FRACTION = 0.7         # peak top used for the parabola
+TOP_FRACTION = 0.8         # peak top used for the parabola
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class SpectrumResult:
     total_integral_err_cps_nm: float
     min_prominence_cps: float | None = None
     extras: dict = field(default_factory=dict)
+    correction: dict | None = None
+    uncorrected: SpectrumResult | None = None
 
     @property
     def main_peak(self) -> SpectrumPeak | None:
@@ -104,11 +117,11 @@ class SpectrumResult:
         out = {"scan": self.scan, "n_points": int(self.wavelength_nm.size),
                "range_lo_nm": float(self.wavelength_nm[0]),
                "range_hi_nm": float(self.wavelength_nm[-1]), "dark_cps": self.dark_cps,
-               "noise_cps": self.noise_cps, "n_peaks": len(self.peaks),
-               "n_bands": len(self.bands),
+               "noise_cps": self.noise_cps, "n_peaks": len(self.peaks), "n_bands": len(self.bands),
                "main_peak_nm": main.position_nm if main else None,
                "total_integral_cps_nm": self.total_integral_cps_nm,
-               "total_integral_err_cps_nm": self.total_integral_err_cps_nm}
+               "total_integral_err_cps_nm": self.total_integral_err_cps_nm,
+               **self._correction_scalars()}
         for i, p in enumerate(self.peaks, 1):
             out.update({f"peak{i}_nm": p.position_nm, f"peak{i}_height_cps": p.height_cps,
                         f"peak{i}_fwhm_nm": p.fwhm_nm, f"peak{i}_prominence_cps": p.prominence_cps})
@@ -118,8 +131,19 @@ class SpectrumResult:
                         f"band{i}_integral_err_cps_nm": b.integral_err_cps_nm})
         return json_safe(out)
 
+    def _correction_scalars(self) -> dict:
+        c, raw = self.correction or {}, self.uncorrected
+        out = {"corrected": bool(c), "correction": c.get("kind", "none"),
+               "correction_uid": c.get("uid") or "", "correction_file": c.get("file") or ""}
+        if raw is not None:
+            main = raw.main_peak
+            out.update({"uncorrected_main_peak_nm": main.position_nm if main else None,
+                        "uncorrected_n_peaks": len(raw.peaks)})
+        return out
+
     def to_dict(self) -> dict:
-        """JSON-safe results: the scalars plus lists per peak and per band."""
+        """JSON-safe results: the scalars plus lists per peak and per band (and the
+        uncorrected peaks and the correction applied, if any)."""
         out = self.scalars()
         out.update({
             "peak_positions_nm": [p.position_nm for p in self.peaks],
@@ -129,10 +153,17 @@ class SpectrumResult:
             "band_integrals_cps_nm": [b.integral_cps_nm for b in self.bands],
             "band_integral_errs_cps_nm": [b.integral_err_cps_nm for b in self.bands],
             "min_prominence_cps": self.min_prominence_cps, **self.extras})
+        raw = self.uncorrected
+        if raw is not None:
+            out.update({"correction_applied": self.correction,
+                        "uncorrected_peak_positions_nm": raw.peak_positions_nm,
+                        "uncorrected_peak_heights_cps": [p.height_cps for p in raw.peaks]})
         return json_safe(out)
 
     def report(self) -> str:
-        rows = [("scan", self.scan),
+        c = self.correction
+        rows = [("scan", self.scan), ("correction", "none" if not c else
+                                       f"{c['kind']} ({c.get('uid') or c.get('file') or ''})"),
                 ("range_nm", f"{self.wavelength_nm[0]:g}..{self.wavelength_nm[-1]:g}"),
                 ("dark_cps", format_value(self.dark_cps)),
                 ("noise_cps", format_value(self.noise_cps))]
@@ -145,10 +176,12 @@ class SpectrumResult:
                          format_value(b.integral_cps_nm, b.integral_err_cps_nm) + " cps nm"))
         rows.append(("total_cps_nm", format_value(self.total_integral_cps_nm,
                                                   self.total_integral_err_cps_nm)))
+        if self.uncorrected is not None:
+            rows.append(("uncorrected peaks", ", ".join(
+                f"{p.position_nm:.2f}" for p in self.uncorrected.peaks) + " nm"))
         return format_table(f"Spectrum: {self.scan}", rows)
 
-    def __str__(self) -> str:  # pragma: no cover - convenience
-        return self.report()
+    __str__ = report
 
 
 # -- input checks ----------------------------------------------------------------------------
@@ -162,12 +195,11 @@ def _inputs(wavelength_nm, signal_cps, dark_cps, scan):
         raise ValueError(f"dark_cps={dark!r} is out of range; allowed range: >= 0 (cps)")
     order = np.argsort(x, kind="stable")          # scans may run either way
     x, y = x[order], y[order]
-    steps = np.diff(x)
-    if (steps <= 0).any():
-        i = int(np.flatnonzero(steps <= 0)[0])
+    if (np.diff(x) <= 0).any():
+        i = int(np.flatnonzero(np.diff(x) <= 0)[0])
         raise ValueError(f"wavelength_nm has the value {float(x[i])!r} twice; allowed: distinct "
                          "wavelengths (one point per wavelength)")
-    return x, y - dark, dark
+    return x, y - dark, dark, order
 
 
 def _bands_arg(bands, x) -> list[tuple[float, float]]:
@@ -215,14 +247,14 @@ def _noise(y) -> tuple[float, np.ndarray]:
 
 
 def _vertex(x, y, i) -> tuple[float, float]:
-    """Least-squares parabola through the top of the peak at index ``i``: (position, height)."""
-    level = TOP_FRACTION * y[i]
-    lo, hi = i, i
-    while lo > 0 and (y[lo - 1] >= level or lo > i - 1):
-        lo -= 1
-    while hi < y.size - 1 and (y[hi + 1] >= level or hi < i + 1):
-        hi += 1
-    xs, ys = x[lo:hi + 1] - x[i], y[lo:hi + 1]
+    """Least-squares parabola through the top of the peak at index ``i``: (position, height);
+    symmetric (k ≥ 1 points each side): a one-sided window follows an asymmetric band's flank."""
+    if i == 0 or i == y.size - 1:                 # at the scan's edge: keep the sample
+        return float(x[i]), float(y[i])
+    level, k = TOP_FRACTION * y[i], 1
+    while i - k > 0 and i + k < y.size - 1 and min(y[i - k - 1], y[i + k + 1]) >= level:
+        k += 1
+    xs, ys = x[i - k:i + k + 1] - x[i], y[i - k:i + k + 1]
     a, b, c = np.polyfit(xs, ys, 2)
     if a >= 0:                                    # flat or noisy top: keep the sample
         return float(x[i]), float(y[i])
@@ -286,7 +318,7 @@ def _integral(x, y, local, lo, hi) -> tuple[float, float]:
 
 
 def _detected_bands(x, y, noise, peaks) -> list[tuple[float, float]]:
-    above = y > max(BAND_SIGMA * noise, BAND_FLOOR * float(np.max(y)))
+    above = y > np.maximum(BAND_SIGMA * noise, BAND_FLOOR * float(np.max(y)))
     idx = np.flatnonzero(above)
     if idx.size == 0:
         return []
@@ -300,30 +332,68 @@ def _detected_bands(x, y, noise, peaks) -> list[tuple[float, float]]:
     return out
 
 
-def analyze_spectrum(wavelength_nm, signal_cps, *, dark_cps: float = 0.0, scan: str = "emission",
-                     bands=None, min_prominence: float | None = None) -> SpectrumResult:
-    """Peaks and integrated intensities of one emission or excitation spectrum.
-
-    Parameters
-    ----------
-    wavelength_nm : scanned wavelengths (nm, distinct, either order; ≥ 5 points).
-    signal_cps : photon-counter rate at each wavelength (cps).
-    dark_cps : dark rate (cps, ≥ 0) subtracted from every point.
-    scan : ``"emission"`` (wavelength = emission mono) or ``"excitation"``.
-    bands : None (detected: regions above noise that hold a peak) or (lo_nm, hi_nm) pairs.
-    min_prominence : fixed peak prominence threshold (cps, > 0), or None for
-        :data:`PROMINENCE_SIGMA` × the per-point noise σ_i.
-    """
-    x, y, dark = _inputs(wavelength_nm, signal_cps, dark_cps, scan)
-    if min_prominence is not None:
-        min_prominence = check.positive("min_prominence", min_prominence)
-    explicit = None if bands is None else _bands_arg(bands, x)
-    noise, local = _noise(y)
+def _analyze(scan, x, y, dark, local, base, windows, min_prominence, extras) -> SpectrumResult:
+    """Peaks, bands and integrals of net ``y`` with per-point noise ``local`` and baseline
+    noise ``base`` (cps, arrays); ``windows``: explicit (lo, hi) bands or None."""
     peaks = _peaks(x, y, local, min_prominence)
-    windows = _detected_bands(x, y, noise, peaks) if explicit is None else explicit
-    band_objs = [SpectrumBand(lo, hi, *_integral(x, y, local, lo, hi), detected=explicit is None)
+    detected = windows is None
+    windows = _detected_bands(x, y, base, peaks) if detected else windows
+    band_objs = [SpectrumBand(lo, hi, *_integral(x, y, local, lo, hi), detected=detected)
                  for lo, hi in sorted(windows)]
     total, total_err = _integral(x, y, local, float(x[0]), float(x[-1]))
-    return SpectrumResult(scan, x, y, dark, noise, peaks, band_objs, total, total_err,
-                          min_prominence,
-                          {"bands_source": "detected" if explicit is None else "explicit"})
+    return SpectrumResult(scan, x, y, dark, float(np.median(base)), peaks, band_objs, total,
+                          total_err, min_prominence,
+                          {"bands_source": "detected" if detected else "explicit", **extras})
+
+
+def analyze_spectrum(wavelength_nm, signal_cps, *, dark_cps: float = 0.0, scan: str = "emission",
+                     bands=None, min_prominence: float | None = None,
+                     response: SpectralResponse | None = None, reference_nA=None,
+                     correction_md: dict | None = None) -> SpectrumResult:
+    """Peaks and integrated intensities of one emission or excitation spectrum:
+    ``wavelength_nm`` scanned (nm, distinct, either order, ≥ 5 points), ``signal_cps`` the
+    photon-counter rate at each (cps), ``dark_cps`` (cps, ≥ 0) subtracted from every point,
+    ``scan`` ``"emission"`` or ``"excitation"`` (which monochromator scanned). ``bands``: None
+    (detected: regions above noise that hold a peak) or (lo_nm, hi_nm) pairs (clipped to the
+    corrected range when a response restricts it). ``min_prominence``: fixed peak threshold
+    (cps, > 0), or None for :data:`PROMINENCE_SIGMA` × σ_i. ``response``: a
+    :class:`~.spectral_correction.SpectralResponse` to divide by (the scan's points inside its
+    usable range, at least 5); ``reference_nA``: reference photodiode current per point (nA,
+    > 0, signal order) to normalise by; ``correction_md``: extra ``result.correction`` entries.
+    """
+    x, y, dark, order = _inputs(wavelength_nm, signal_cps, dark_cps, scan)
+    min_prominence = None if min_prominence is None else check.positive("min_prominence",
+                                                                        min_prominence)
+    explicit = None if bands is None else _bands_arg(bands, x)
+    noise, local = _noise(y)
+    raw = _analyze(scan, x, y, dark, local, np.full(x.size, noise), explicit, min_prominence, {})
+    if response is None and reference_nA is None:
+        return raw
+    base, kinds, corr = np.full(x.size, noise), [], {}
+    if reference_nA is not None:
+        ref = check.array("reference_nA", reference_nA, length=x.size)[order]
+        y, local, mean_ref = normalise_by_reference(y, ref, signal_err_cps=local)
+        base = base * mean_ref / ref
+        kinds.append("reference")
+        corr["reference_mean_nA"] = mean_ref
+    if response is not None:
+        lo, hi = response.usable_range_nm
+        keep = (x >= lo - 1e-9) & (x <= hi + 1e-9)
+        if keep.sum() < MIN_POINTS:
+            raise ValueError(f"wavelength_nm covers {x[0]:g}..{x[-1]:g} nm, {int(keep.sum())} "
+                             f"points inside the response's usable range {lo:g}..{hi:g} nm; "
+                             f"allowed: at least {MIN_POINTS} (response {response.label})")
+        x, y, local, base = x[keep], y[keep], local[keep], base[keep]
+        y, local = correct_spectrum(x, y, response, signal_err_cps=local)
+        base = base / response.at(x)[0]
+        if explicit is not None:
+            explicit = [(max(a, x[0]), min(b, x[-1])) for a, b in explicit
+                        if min(b, x[-1]) > max(a, x[0])]
+        kinds.insert(0, f"{response.kind}_response")
+        corr.update({"uid": response.uid, "file": response.file, "source": response.source,
+                     "standard": response.standard, "usable_range_nm": [lo, hi],
+                     "response_emission_slit_um": response.emission_slit_um})
+    result = _analyze(scan, x, y, dark, local, base, explicit, min_prominence, {})
+    result.correction = {"kind": "+".join(kinds), **corr, **(correction_md or {})}
+    result.uncorrected = raw
+    return result

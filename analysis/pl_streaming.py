@@ -7,6 +7,17 @@ spectrum gets its peaks and integrated intensities; results are stored as linked
   ``start["decay"]["irf_uid"]`` (remembered, or fetched by ``irf_lookup(uid) → (time_ns,
   counts)``, e.g. from the catalog); with no IRF a tail fit, said so in ``note`` and
   ``fit_kind``. Published as ``lifetime_analysis``. Spectra → ``spectrum_analysis``.
+  ``emission_correction`` (standard-lamp scan): its :class:`~.spectral_correction.
+  SpectralResponse` becomes the router's current emission response (:class:`ResponseStore`,
+  which may also start from a given response or file; a completed lamp scan replaces it) and
+  is published as ``spectral_response_analysis``. Emission spectra are analysed with the
+  current response, excitation spectra normalised by their reference column
+  (``reference_key``); the ``spectrum_analysis`` start says ``correction`` (``none`` /
+  ``emission_response`` / ``reference``), ``correction_uid`` and ``correction_file``, and its
+  results hold the corrected peaks plus ``uncorrected_*`` ones. A correction that cannot apply
+  (scan outside the usable range, reference 0) falls back to the uncorrected analysis, the
+  reason in ``results["correction_refused"]``. A response measured with another emission slit
+  is used, with a note (the relative shape hardly depends on the slit).
 * :class:`EnergyTransferTracker` — for one donor-only / donor–acceptor pair at the donor
   emission: η_ET = 1 − τ_DA/τ_D from the latest lifetime results of both, published as
   ``energy_transfer_analysis`` linked to both raw runs; recomputed when either is remeasured.
@@ -30,6 +41,7 @@ from .ac_streaming import _publish
 from .lifetime_uncertainty import EnergyTransferResult, energy_transfer_efficiency
 from .pl_run import (PL_PLANS, LifetimeRunAnalysis, SpectrumRunAnalysis, analyze_decay,
                      decay_from_columns, spectrum_from_columns)
+from .spectral_correction import RESPONSE_PLANS, SpectralResponse, response_from_run
 from .streaming import SafeRouter, run_factory
 
 logger = logging.getLogger(__name__)
@@ -75,6 +87,20 @@ class IrfCache:
         return self._irfs[uid], f"IRF of run {uid} (irf_lookup)"
 
 
+class ResponseStore:
+    """The emission response the router applies: ``initial`` (a :class:`SpectralResponse` or
+    the path of a response file) until a standard-lamp run is seen, then the last one seen."""
+
+    def __init__(self, initial=None, certificate=None) -> None:
+        if initial is not None and not isinstance(initial, SpectralResponse):
+            initial = SpectralResponse.from_file(initial)
+        self.current: SpectralResponse | None = initial
+        self.certificate = certificate
+
+    def remember(self, response: SpectralResponse) -> None:
+        self.current = response
+
+
 class PLAnalysisCallback(SafeRouter):
     """Analyses one PL run at its stop document and publishes the linked derived run.
 
@@ -83,22 +109,25 @@ class PLAnalysisCallback(SafeRouter):
     on_result : optional ``on_result(LifetimeRunAnalysis | SpectrumRunAnalysis)``.
     fit_kwargs : passed to :func:`~.pl_run.analyze_decay` (``fit_range``, ``profile`` …).
     spectrum_kwargs : passed to :func:`~.pl_spectra.analyze_spectrum` (``bands`` …).
+    responses : shared :class:`ResponseStore` (the emission correction for emission spectra).
 
     After the run: ``.result``, ``.error``, ``.derived_uid``.
     """
 
     def __init__(self, emit: Callable[[str, dict], Any], *, irfs: IrfCache | None = None,
                  on_result=None, fit_kwargs: dict | None = None,
-                 spectrum_kwargs: dict | None = None) -> None:
+                 spectrum_kwargs: dict | None = None, responses: ResponseStore | None = None
+                 ) -> None:
         super().__init__()
         self._emit_cb = emit
         self._irfs = irfs if irfs is not None else IrfCache()
+        self._responses = responses if responses is not None else ResponseStore()
         self._on_result = on_result
         self._fit_kwargs, self._spectrum_kwargs = fit_kwargs or {}, spectrum_kwargs or {}
         self._start: dict | None = None
         self._descriptors: set[str] = set()
         self._rows: list[dict] = []
-        self.result: LifetimeRunAnalysis | SpectrumRunAnalysis | None = None
+        self.result: LifetimeRunAnalysis | SpectrumRunAnalysis | SpectralResponse | None = None
         self.error: str | None = None
         self.derived_uid: str | None = None
 
@@ -131,7 +160,12 @@ class PLAnalysisCallback(SafeRouter):
         try:
             if not self._rows:
                 raise ValueError(f"run has 0 primary events; allowed: at least 1 ({plan})")
-            if "decay" in self._start:
+            if plan in RESPONSE_PLANS:
+                self.result = response_from_run(self._start, self.columns(),
+                                                certificate=self._responses.certificate)
+                if status == "success":        # a scan cut short is stored, not applied
+                    self._responses.remember(self.result)
+            elif "decay" in self._start:
                 decay = decay_from_columns(self._start, self.columns())
                 if decay.kind == "irf" or plan == "instrument_response":
                     self._irfs.remember(self._start["uid"], decay.time_ns, decay.counts)
@@ -139,8 +173,7 @@ class PLAnalysisCallback(SafeRouter):
                 irf, note = self._irfs.get(decay.irf_uid)
                 self.result = analyze_decay(decay, irf, irf_note=note, **self._fit_kwargs)
             else:
-                data = spectrum_from_columns(self._start, self.columns())
-                self.result = SpectrumRunAnalysis(data, data.analyze(**self._spectrum_kwargs))
+                self.result = self._spectrum()
         except Exception as exc:  # noqa: BLE001
             self.error = f"{type(exc).__name__}: {exc}"
             logger.warning("PL analysis of run %s (%s) failed: %s", self._start.get("uid"), plan,
@@ -149,10 +182,37 @@ class PLAnalysisCallback(SafeRouter):
         if self.result is not None and self._on_result is not None:
             _call_safely(self._on_result, self.result)
 
+    def _spectrum(self) -> SpectrumRunAnalysis:
+        """The spectrum analysed with its correction (emission: the current response;
+        excitation: the reference column), or uncorrected with the reason why not."""
+        columns = self.columns()
+        data = spectrum_from_columns(self._start, columns)
+        sec = self._start.get("spectrum") or {}
+        correction: dict = {}
+        if data.scan == "emission" and self._responses.current is not None:
+            response = self._responses.current
+            correction["response"] = response
+            slit = (self._start.get("plan_args") or {}).get("emission_slit_um")
+            if None not in (slit, response.emission_slit_um) and slit != response.emission_slit_um:
+                correction["correction_md"] = {"note": (
+                    f"response measured with emission_slit_um={response.emission_slit_um:g}, "
+                    f"spectrum with {slit:g}")}
+        elif data.scan == "excitation" and sec.get("reference_key") in columns:
+            correction["reference_nA"] = np.asarray(columns[sec["reference_key"]], float)
+        if not correction:
+            return SpectrumRunAnalysis(data, data.analyze(**self._spectrum_kwargs))
+        try:
+            return SpectrumRunAnalysis(data, data.analyze(**self._spectrum_kwargs, **correction))
+        except ValueError as exc:
+            result = data.analyze(**self._spectrum_kwargs)
+            result.extras["correction_refused"] = str(exc)
+            return SpectrumRunAnalysis(data, result)
+
     def _publish(self, plan: str, raw_status: str) -> None:
         res = self.result
-        derived = "spectrum_analysis" if plan in ("emission_spectrum", "excitation_spectrum") \
-            else "lifetime_analysis"
+        derived = ("spectrum_analysis" if plan in ("emission_spectrum", "excitation_spectrum")
+                   else "spectral_response_analysis" if plan in RESPONSE_PLANS
+                   else "lifetime_analysis")
         meta = {"plan_name": derived, "derived_from": self._start.get("uid"), "analysis": plan,
                 "raw_exit_status": raw_status,
                 "sample_name": (self._start.get("sample") or {}).get("name"),
@@ -160,6 +220,10 @@ class PLAnalysisCallback(SafeRouter):
         if isinstance(res, LifetimeRunAnalysis):
             meta.update({"irf_uid": res.irf_uid, "fit_kind": res.fit_kind,
                          "method": res.fit.method, "emission_nm": res.decay.emission_nm})
+        elif isinstance(res, SpectrumRunAnalysis):
+            c = res.result.correction or {}
+            meta.update({"correction": c.get("kind", "none"), "correction_uid": c.get("uid"),
+                         "correction_file": c.get("file")})
         ok = res is not None
         self.derived_uid = _publish(self._send, meta,
                                     {"primary": [res.scalars()] if ok else []}, ok,
@@ -235,11 +299,15 @@ class EnergyTransferTracker:
 
 def pl_analysis_factory(emit: Callable[[str, dict], Any], irf_lookup=None, *,
                         energy_transfer: Iterable[EnergyTransferTracker] = (), on_result=None,
-                        **kwargs: Any):
-    """A ``RunRouter`` factory: a :class:`PLAnalysisCallback` for every PL run, all sharing one
-    :class:`IrfCache`; results go to ``on_result`` and to each tracker of ``energy_transfer``
-    (whose ``emit`` defaults to this ``emit``)."""
+                        spectral_response=None, certificate=None, **kwargs: Any):
+    """A ``RunRouter`` factory: a :class:`PLAnalysisCallback` for every PL run and standard-lamp
+    run, all sharing one :class:`IrfCache` and one :class:`ResponseStore` (starting from
+    ``spectral_response``: a :class:`SpectralResponse` or a response file path; standard-lamp
+    runs are read against ``certificate``, default the bench's lamp); results go to
+    ``on_result`` and to each tracker of ``energy_transfer`` (whose ``emit`` defaults to this
+    ``emit``)."""
     irfs = IrfCache(irf_lookup)
+    responses = ResponseStore(spectral_response, certificate)
     trackers = list(energy_transfer)
     for tracker in trackers:
         if tracker.emit is None:
@@ -250,8 +318,8 @@ def pl_analysis_factory(emit: Callable[[str, dict], Any], irf_lookup=None, *,
         for fn in listeners:
             _call_safely(fn, result)
 
-    return run_factory(emit, PL_PLANS, PLAnalysisCallback, irfs=irfs, on_result=dispatch,
-                       **kwargs)
+    return run_factory(emit, PL_PLANS + RESPONSE_PLANS, PLAnalysisCallback, irfs=irfs,
+                       responses=responses, on_result=dispatch, **kwargs)
 
 
 def make_pl_analysis_router(emit: Callable[[str, dict], Any], irf_lookup=None, **kwargs: Any

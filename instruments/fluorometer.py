@@ -13,7 +13,8 @@ act (shutter 0.05 s, holder 5 s, ``COUNT?`` one gate) answer only when done, so 
 reading up to a bound for those. Ophyd side:
 
 - :class:`Shutter` (``"open"``/``"closed"``), :class:`SampleHolder` (``"sample"``/
-  ``"scatterer"``/``"empty"``) and :class:`HighVoltage` (``"on"``/``"off"``): signals whose
+  ``"scatterer"``/``"empty"``/``"lamp"``: the calibrated standard lamp in the sample position,
+  for the emission correction) and :class:`HighVoltage` (``"on"``/``"off"``): signals whose
   ``set()`` validates at once (ValueError, nothing sent) and returns a status finished when the
   instrument confirms and the read-back matches; the value is the read-back.
 - :class:`PhotonCounter`: ``trigger()`` returns a status that a background thread finishes
@@ -21,6 +22,9 @@ reading up to a bound for those. Ophyd side:
   ``gate_s`` (config). An overload (count rate above the PMT saturation) is reported with
   ``overload=True`` (the PMT high voltage trips off); counting with HV off fails the status
   with an :class:`InstrumentError` saying so.
+- :class:`ReferenceDetector`: the reference photodiode behind a beam splitter after the
+  excitation monochromator (``REF?``); ``trigger()`` reads ``current_nA`` (photocurrent, nA;
+  0 with the lamp shutter closed), the denominator of a reference-normalised excitation spectrum.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ from .errors import InstrumentError, InstrumentTimeout, check_choice
 #: Xe lamp range on the excitation path (nm) and the photon counter's gate range (s).
 LAMP_RANGE_NM = (230.0, 1000.0)
 GATE_RANGE_S = (0.001, 100.0)
+#: Where the FluoTime NIR-PMT (InP/InGaAs photocathode) responds (nm): its NIR band and the
+#: weak near-UV response that records the IRF on a scatterer at the 375 nm laser line.
+#: 500-950 nm is blind (the Nd 880 nm band is invisible). Assumed, as the detector model.
+NIR_PMT_RANGES_NM = ((300.0, 450.0), (950.0, 1700.0))
 FLAG_OVERLOAD, FLAG_DETECTOR_CLOSED, FLAG_HV_OFF = 1, 2, 4
 #: Bounds (s) on replies that come after an action: shutter (0.05 s), sample changer (5 s);
 #: ``COUNT?`` gets its gate plus the margin.
@@ -59,7 +67,8 @@ class Keyword:
 
 _SHUTTER = Keyword("shutter", {"lamp": "LAMP", "detector": "DETECTOR"})
 _SHUTTER_STATE = Keyword("state", {"open": "OPEN", "closed": "CLOSE"})
-_HOLDER = Keyword("position", {"sample": "SAMPLE", "scatterer": "SCATTERER", "empty": "EMPTY"})
+_HOLDER = Keyword("position", {"sample": "SAMPLE", "scatterer": "SCATTERER", "empty": "EMPTY",
+                               "lamp": "LAMP"})
 _HV = Keyword("hv", {"on": "ON", "off": "OFF"})
 _GATE = Param("gate_s", *GATE_RANGE_S, "s", fmt=lambda v: f"{v:.3f}")   # 1 ms resolution
 
@@ -138,12 +147,14 @@ class HousingDriver(Driver):
     _set_shutter = Command("SHUTTER {shutter} {state}", (_SHUTTER, _SHUTTER_STATE), reply="OK")
     _get_shutter = Command("SHUTTER? {shutter}", (_SHUTTER,), reply=r"(OPEN|CLOSED)", parse=_lower)
     _set_holder = Command("HOLDER {position}", (_HOLDER,), reply="OK")
-    get_holder = Command("HOLDER?", reply=r"(SAMPLE|SCATTERER|EMPTY)", parse=_lower)
+    get_holder = Command("HOLDER?", reply=r"(SAMPLE|SCATTERER|EMPTY|LAMP)", parse=_lower)
     _set_gate = Command("GATE {gate_s}", (_GATE,), reply="OK")
     get_gate = Command("GATE?", reply=r"(\d+\.?\d*)", parse=lambda m: float(m[1]))
     _set_hv = Command("HV {hv}", (_HV,), reply="OK")
     get_hv = Command("HV?", reply=r"(ON|OFF)", parse=_lower)
     _count = Command("COUNT?", reply=r"(\d+),(\d+)", parse=lambda m: (int(m[1]), int(m[2])))
+    get_reference_na = Command("REF?", reply=r"(\d+(?:\.\d*)?)", parse=lambda m: float(m[1]),
+                               doc="reference photodiode current (nA)")
 
     def __init__(self, transport, *, name: str | None = None):
         name = name or getattr(transport, "name", None) or type(self).instrument
@@ -177,7 +188,8 @@ class HousingDriver(Driver):
         return self._get_shutter(shutter)
 
     def set_holder(self, position: str) -> str:
-        """Move the sample changer (blocking, 5 s); returns the position read back."""
+        """Move the sample changer (blocking, 5 s); returns the position read back
+        ("sample", "scatterer", "empty" or "lamp": the standard lamp)."""
         self.execute(type(self)._set_holder, (position,), wait_s=HOLDER_MAX_S)
         return self.get_holder()
 
@@ -247,7 +259,8 @@ class Shutter(_HousingSetting):
 
 
 class SampleHolder(_HousingSetting):
-    """Sample changer: ``"sample"`` / ``"scatterer"`` (IRF) / ``"empty"``."""
+    """Sample changer: ``"sample"`` / ``"scatterer"`` (IRF) / ``"empty"`` / ``"lamp"`` (the
+    calibrated standard lamp, for the emission correction)."""
 
     keyword = _HOLDER
 
@@ -319,6 +332,31 @@ class PhotonCounter(Device):
             self.count_rate_cps.put(r.count_rate_cps)
             self.flags.put(r.flags)
             self.overload.put(r.overload)
+            status.set_finished()
+        except Exception as exc:
+            if not status.done:
+                status.set_exception(exc)
+
+
+class ReferenceDetector(Device):
+    """The reference photodiode sampling the excitation beam; ``trigger()`` reads ``REF?``."""
+
+    current_nA = Cpt(Signal, value=float("nan"), kind="normal")
+
+    def __init__(self, *args, driver: HousingDriver, **kwargs):
+        self.driver = driver
+        super().__init__(*args, **kwargs)
+
+    def trigger(self) -> DeviceStatus:
+        # a thread, so it waits its turn on the port while the counter's gate runs
+        status = DeviceStatus(self, timeout=GATE_RANGE_S[1] + REPLY_MARGIN_S + 5.0)
+        threading.Thread(target=self._read, args=(status,), daemon=True,
+                         name=f"{self.name}-read").start()
+        return status
+
+    def _read(self, status: DeviceStatus) -> None:
+        try:
+            self.current_nA.put(self.driver.get_reference_na())
             status.set_finished()
         except Exception as exc:
             if not status.done:

@@ -3,12 +3,20 @@
 :class:`TCSPC` is the detector: ``trigger()`` clears the memory and starts the measurement at
 once (errors raise there), and a poller thread completes the status when ``HH_CTCStatus``
 reports the end (finite timeout: acquisition time + ``rate_settle_s`` + ``timeout_margin_s``).
+
+With ``accumulate`` True a trigger adds its histogram to the one the device holds (same
+channels, channel width and offset, else ``trigger()`` refuses) instead of replacing it, so
+several acquisitions read as one histogram: ``acquisitions`` counts them,
+``acquisition_time_s`` is their summed elapsed time, ``sync_rate`` / ``count_rate`` their
+time-weighted means, ``flags`` / ``warnings`` the union. A trigger with ``accumulate`` False
+starts afresh (the driver clears the HydraHarp memory either way: each acquisition is whole).
 The plain driver, its call sequence and its retry semantics are in :mod:`.tcspc`.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 from ophyd import Component as Cpt
@@ -43,9 +51,24 @@ class _Setting(Signal):
 class _Tacq(Signal):
     """Requested acquisition time (s), validated against 1 ms .. 100 h."""
 
+    def set(self, value, **kwargs):
+        self.parent.driver.check_tacq_s(value)        # bad input fails here, not in the thread
+        return super().set(value, **kwargs)
+
     def put(self, value, **kwargs):
         ms = self.parent.driver.check_tacq_s(value)
         super().put(ms / 1000.0, **kwargs)
+
+
+class _Accumulate(Signal):
+    """True: the next trigger adds to the histogram held; False: it replaces it."""
+
+    def set(self, value, **kwargs):
+        check_choice("accumulate", value, (False, True))      # bad input fails here
+        return super().set(value, **kwargs)
+
+    def put(self, value, **kwargs):
+        super().put(bool(check_choice("accumulate", value, (False, True))), **kwargs)
 
 
 class _Channels(Signal):
@@ -77,6 +100,7 @@ class TCSPC(Device):
     count_rate = Cpt(Signal, value=float("nan"), kind="normal")      # counts/s
     flags = Cpt(Signal, value=0, kind="normal")
     warnings = Cpt(Signal, value=0, kind="normal")
+    acquisitions = Cpt(Signal, value=0, kind="normal")     # summed in ``histogram``
 
     tacq_s = Cpt(_Tacq, value=1.0, kind="config")
     binning = Cpt(_Setting, value=0, driver_attr="binning", kind="config")
@@ -84,13 +108,16 @@ class TCSPC(Device):
     sync_divider = Cpt(_Setting, value=1, driver_attr="sync_divider", kind="config")
     stop_count = Cpt(_Setting, value=0, driver_attr="stop_count", kind="config")
     channels = Cpt(_Channels, value=hh.HH_MAXHISTLEN, kind="config")
+    accumulate = Cpt(_Accumulate, value=False, kind="config")
     timeout_margin_s = Cpt(Signal, value=30.0, kind="omitted")
 
     def __init__(self, *args, driver: TCSPCDriver, **kwargs):
         self.driver = driver
         super().__init__(*args, **kwargs)
         self._stop_event = threading.Event()
-        self.last_result: TCSPCResult | None = None
+        self.last_result: TCSPCResult | None = None      # the last acquisition alone
+        self._held: TCSPCResult | None = None            # what ``histogram`` holds (summed)
+        self._held_count = 0
         self.refresh()
 
     def refresh(self) -> None:
@@ -102,32 +129,44 @@ class TCSPC(Device):
             Signal.put(sig, s[key])
         Signal.put(self.stop_count, s["stop_count"] or 0)
         Signal.put(self.channels, n)
+        self._held, self._held_count = None, 0
+        self.acquisitions.put(0)
         self.histogram.put(np.zeros(n, np.uint32))
         self.time_ns.put(s["offset_ns"] + np.arange(n) * self.driver.base_resolution_ps
                          * 2 ** s["binning"] / 1000.0)
 
     def trigger(self) -> DeviceStatus:
         tacq = self.tacq_s.get()
+        held = self._held if self.accumulate.get() else None
+        if held is not None and held.settings != self.driver.settings:
+            raise ValueError(f"accumulate=True but the settings changed from {held.settings} "
+                             f"to {self.driver.settings}; allowed: the same histogram length, "
+                             "binning and offset (or accumulate=False to start afresh)")
         timeout = self.driver.timeout_s(tacq, self.timeout_margin_s.get())
         self._stop_event = stop = threading.Event()
         self.driver.start(tacq)                      # errors raise here, in trigger()
         status = DeviceStatus(self, timeout=timeout + 1.0)
-        threading.Thread(target=self._complete, args=(status, timeout, stop), daemon=True,
+        threading.Thread(target=self._complete, args=(status, timeout, stop, held), daemon=True,
                          name=f"{self.name}-ctc-poller").start()
         return status
 
-    def _complete(self, status: DeviceStatus, timeout: float, stop: threading.Event) -> None:
+    def _complete(self, status: DeviceStatus, timeout: float, stop: threading.Event,
+                  held: TCSPCResult | None) -> None:
         try:
             rates = self.driver.rates()
             self.driver.wait(timeout, stop)
-            self._publish(self.driver.finish(rates))
+            r = self.driver.finish(rates)
+            self.last_result = r
+            total = r if held is None else accumulated(held, r)
+            self._held, self._held_count = total, (0 if held is None else self._held_count) + 1
+            self._publish(total)
             status.set_finished()
         except Exception as exc:
             if not status.done:
                 status.set_exception(exc)
 
     def _publish(self, r: TCSPCResult) -> None:
-        self.last_result = r
+        self.acquisitions.put(self._held_count)
         self.histogram.put(r.counts)
         self.time_ns.put(r.time_ns)
         self.total_counts.put(int(r.counts.sum(dtype=np.int64)))
@@ -144,6 +183,21 @@ class TCSPC(Device):
 
     def close(self) -> None:
         self.driver.close()
+
+
+def accumulated(a: TCSPCResult, b: TCSPCResult) -> TCSPCResult:
+    """Two acquisitions on the same axis as one: counts summed (clipped at 2**32-1, which sets
+    the overflow flag), times summed, rates weighted by elapsed time, flags and warnings ORed."""
+    counts = a.counts.astype(np.int64) + b.counts
+    top = np.iinfo(np.uint32).max
+    flags = a.flags | b.flags | (hh.HH_FLAG_OVERFLOW if counts.max(initial=0) > top else 0)
+    ta, tb = a.acquisition_time_s, b.acquisition_time_s
+    w = tb / (ta + tb) if ta + tb > 0 else 1.0
+    return replace(b, counts=np.minimum(counts, top).astype(np.uint32),
+                   acquisition_time_s=ta + tb, requested_time_s=a.requested_time_s
+                   + b.requested_time_s, sync_rate_hz=(1 - w) * a.sync_rate_hz
+                   + w * b.sync_rate_hz, count_rate_cps=(1 - w) * a.count_rate_cps
+                   + w * b.count_rate_cps, flags=flags, warnings=a.warnings | b.warnings)
 
 
 def connect_tcspc(host: str, port: int, *, name: str = "tcspc", timeout_s: float = 5.0,

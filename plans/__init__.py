@@ -1,4 +1,4 @@
-"""Bluesky plans and plan stubs (generators of messages; no I/O of their own)."""
+"""Bluesky plans and their sub-plans (generators of messages; no I/O of their own)."""
 
 from .dc import chi_t, full_loop, m_h, mce_field_grid, mce_isotherms
 from .safety import mpms3_safe_state

@@ -17,8 +17,13 @@ wavelength; the points already counted stay in the run. ``finalize_wrapper`` clo
 continuation counts a new dark rate, puts the scanned monochromator straight on the first
 wavelength not yet measured and counts the rest, in the same order.
 
+Every event also records the reference photodiode's current (``fl.reference``, nA: the Xe
+beam after the excitation monochromator), so an excitation spectrum can be normalised by it
+(lamp profile, bandpass and drift) and an emission spectrum's lamp stability checked.
+
 Start documents carry ``start["spectrum"]`` (``scan``, ``wavelength_key``, ``signal_key``,
-``fixed_nm``, ``dark_cps``) so the analysis finds its columns without knowing device names.
+``reference_key``, ``fixed_nm``, ``dark_cps``) so the analysis finds its columns without knowing
+device names. The emission correction (the standard lamp scan) is :mod:`.pl_correction`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _prepare(fl, gate_s, excitation_slit_um, emission_slit_um):
 
 
 def dark_count_rate(fl):
-    """Plan stub: the PMT's dark count rate (counts/s) with the lamp shutter closed and the
+    """Sub-plan: the PMT's dark count rate (counts/s) with the lamp shutter closed and the
     detector shutter open; the detector shutter is closed again afterwards."""
     yield from bps.mv(fl.lamp_shutter, "closed", fl.detector_shutter, "open")
     yield from bps.trigger(fl.counter, wait=True)
@@ -98,6 +103,7 @@ def _scan(plan_name, fl, sample, *, fixed: tuple[str, float], gate_s, excitation
             "spectrum": {"scan": scanned,
                          "wavelength_key": scan_axis.name,
                          "signal_key": fl.counter.count_rate_cps.name,
+                         "reference_key": fl.reference.current_nA.name,
                          "fixed_nm": float(fixed_nm), "dark_cps": dark},
             "hints": {"dimensions": [([scan_axis.name], "primary")]},
         }
@@ -111,7 +117,8 @@ def _scan(plan_name, fl, sample, *, fixed: tuple[str, float], gate_s, excitation
             for nm in todo:
                 yield from bps.checkpoint()
                 yield from bps.mv(scan_axis, nm)
-                reading = yield from bps.trigger_and_read([fl.counter, scan_axis, fixed_axis])
+                reading = yield from bps.trigger_and_read([fl.counter, fl.reference, scan_axis,
+                                                           fixed_axis])
                 _raise_on_overload(fl, reading, f"{scan_axis.name}={nm} nm")
             yield from bps.mv(fl.lamp_shutter, "closed", fl.detector_shutter, "closed")
 

@@ -2,12 +2,17 @@
 bench's limits, campaign files (``spinlight check``) call them with the widest bench's before
 anything is connected, so the two cannot disagree.
 
-``validate_emission_spectrum`` / ``validate_excitation_spectrum`` (:mod:`.pl`) and
+``validate_emission_spectrum`` / ``validate_excitation_spectrum`` (:mod:`.pl`),
+``validate_emission_correction`` (:mod:`.pl_correction`) and
 ``validate_instrument_response`` / ``validate_lifetime_decay`` (:mod:`.lifetime`) take the
 plan's option keywords plus optional instrument limits (monochromator ranges nm, laser
 repetition-rate range Hz, laser lifetimes per period, TCSPC base resolution ps and binning
-steps, laser wavelength nm); :func:`spectrum_limits` and :func:`decay_limits` read those from
-connected devices. Each collects every bad argument with :class:`~.checks.Checks`, raises
+steps, laser wavelength nm, the detector's sensitive ranges nm); :func:`spectrum_limits` and
+:func:`decay_limits` read those from connected devices. A decay's ``emission_nm`` (and the
+laser wavelength, where the IRF is measured) must lie inside one of the detector's sensitive
+ranges (default the FluoTime NIR-PMT's, ``NIR_PMT_RANGES_NM``: 950-1700 nm plus its weak
+300-450 nm response): the monochromator reaches 600 nm, the NIR-PMT does not see it. Each
+collects every bad argument with :class:`~.checks.Checks`, raises
 :class:`~.checks.PlanArgumentError` (messages name parameter, value and allowed range) and
 returns what the plan derives from its arguments: the wavelengths of a spectrum, the
 :class:`DecaySettings` and normalised options of a decay.
@@ -24,7 +29,7 @@ from spinlight.instruments import picoquant_defs as hh
 from spinlight.instruments.acton import RANGE_NM_AT_1200_G_PER_MM, SLIT_RANGE_UM
 from spinlight.instruments.errors import check_choice, check_range
 # Xe lamp range of the excitation path (nm) and the photon counter's gate (s)
-from spinlight.instruments.fluorometer import GATE_RANGE_S, LAMP_RANGE_NM
+from spinlight.instruments.fluorometer import GATE_RANGE_S, LAMP_RANGE_NM, NIR_PMT_RANGES_NM
 from spinlight.instruments.laser import LIFETIME_PERIODS, max_repetition_rate_hz
 
 from .checks import Checks
@@ -38,12 +43,14 @@ PEAK_COUNTS_RANGE = (100.0, 1.0e8)
 ACQUISITION_RANGE_S = (0.01, 360000.0)      # HydraHarp: 1 ms .. 100 h
 PREVIEW_RANGE_S = (0.01, 60.0)
 LIFETIME_RANGE_NS = (0.01, 1.0e6)
-N_EXP_RANGE = (1, 3)
+N_EXP_CHOICES = (1, 2, 3)
 
 # The widest bench, the validators' defaults when nothing is connected; a connected bench's
 # limits lie inside these, so a campaign refused here would be refused by the plan too.
 #: An SP-2150i with a 600 g/mm grating (nm).
 MONO_RANGE_NM = (0.0, RANGE_NM_AT_1200_G_PER_MM * 1200.0 / 600.0)
+#: Certified range of the standard lamp (its certificate: ``analysis/standard_lamp.py``) (nm).
+STANDARD_LAMP_RANGE_NM = (250.0, 2500.0)
 #: Taiko PDL M1 driver default (the PiLas is narrower) (Hz).
 LASER_RANGE_HZ = (1.0, 1.0e8)
 #: HydraHarp 400 before it is opened: 1 ps base resolution, ``HH_BINSTEPSMAX`` binning codes.
@@ -70,7 +77,22 @@ def decay_limits(fl, laser, tcspc) -> dict:
             "lifetime_periods": float(laser.lifetime_periods.get()),
             "base_resolution_ps": float(tcspc.driver.base_resolution_ps),
             "binsteps": int(tcspc.driver.binsteps),
-            "laser_wavelength_nm": float(laser.wavelength_nm.get())}
+            "laser_wavelength_nm": float(laser.wavelength_nm.get()),
+            "detector_ranges_nm": tuple(fl.detector_ranges_nm)}
+
+
+def check_in_ranges(parameter: str, value, ranges, what: str) -> float:
+    """``value`` (nm) inside one of ``ranges`` ((low, high) pairs, nm) of ``what``; the
+    error names the parameter, the value and every allowed range."""
+    allowed = f"{', '.join(f'{lo:g}..{hi:g}' for lo, hi in ranges)} nm ({what})"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{parameter}={value!r} is not a number; allowed ranges "
+                         f"{allowed}") from None
+    if not any(lo <= v <= hi for lo, hi in ranges):          # also refuses NaN
+        raise ValueError(f"{parameter}={value!r} nm is outside the allowed ranges {allowed}")
+    return v
 
 
 # ---------------------------------------------------------------------------------- spectra
@@ -157,6 +179,34 @@ def validate_excitation_spectrum(*, emission_nm, start_nm, stop_nm, step_nm, gat
     return wavelengths
 
 
+def validate_emission_correction(*, start_nm, stop_nm, step_nm, gate_s, emission_slit_um,
+                                 standard="", emission_range_nm=MONO_RANGE_NM) -> list[float]:
+    """``emission_correction``'s checks: the emission wavelengths (nm) of the standard-lamp
+    scan, inside the emission monochromator's range and the lamp's certified range; the lamp's
+    certificate id ``standard`` a non-empty string."""
+    c = Checks()
+    with c("standard"):
+        if not (isinstance(standard, str) and standard.strip()):
+            raise ValueError(f"standard={standard!r} is not allowed; allowed: the certificate id "
+                             "of the standard lamp (a non-empty string)")
+    for name, value, rng, unit in (("gate_s", gate_s, GATE_RANGE_S, "s"),
+                                   ("emission_slit_um", emission_slit_um, SLIT_RANGE_UM, "um")):
+        with c(name):
+            check_range(name, value, *rng, unit)
+    limits = (max(STANDARD_LAMP_RANGE_NM[0], emission_range_nm[0]),
+              min(STANDARD_LAMP_RANGE_NM[1], emission_range_nm[1]))
+    wavelengths = _spectrum(c, start_nm=start_nm, stop_nm=stop_nm, step_nm=step_nm,
+                            limits_nm=limits, source="standard lamp certificate and emission "
+                            "monochromator", resume_after=0, continues=None)
+    with c("step_nm"):
+        if 0 < len(wavelengths) < 2:
+            raise ValueError(f"start_nm={start_nm!r} and stop_nm={stop_nm!r} give "
+                             f"{len(wavelengths)} point; allowed: at least 2 points (a response "
+                             "is interpolated between them)")
+    c.raise_if_any()
+    return wavelengths
+
+
 # ----------------------------------------------------------------------------------- decays
 @dataclass(frozen=True)
 class DecaySettings:
@@ -187,9 +237,14 @@ def decay_settings(expected_lifetime_ns, *, laser_limits_hz, base_resolution_ps:
         rate = int(float(f"{math.floor(f_max):.2g}"))        # two significant digits, rounded down
         rate = rate if rate <= f_max else int(f_max)
     else:
-        rate = int(check_range("repetition_rate_hz", repetition_rate_hz, low, f_max,
-                               f"Hz (laser limits, and {lifetime_periods:g} x the longest "
-                               f"expected lifetime {tau:g} ns per period)"))
+        try:
+            rate = int(check_range("repetition_rate_hz", repetition_rate_hz, low, f_max))
+        except ValueError:
+            raise ValueError(
+                f"repetition_rate_hz={repetition_rate_hz!r} Hz is outside the allowed range "
+                f"{_digits4(low)}..{_digits4(f_max)} Hz (the laser's limits, and "
+                f"{lifetime_periods:g} x the longest expected lifetime {tau:g} ns per period)"
+            ) from None
     period_ps = 1e12 / rate
     binning = max(0, math.ceil(math.log2(period_ps / (channels * base_resolution_ps)) - 1e-12))
     if binning > binsteps - 1:
@@ -197,6 +252,11 @@ def decay_settings(expected_lifetime_ns, *, laser_limits_hz, base_resolution_ps:
                          f"at the coarsest binning; raise repetition_rate_hz or channels")
     res = base_resolution_ps * 2 ** binning
     return DecaySettings(rate, binning, res, channels, channels * res / 1e3, tau)
+
+
+def _digits4(x: float) -> str:
+    """``x`` with 4 significant digits, positional (328947.37 -> '328900')."""
+    return np.format_float_positional(x, precision=4, unique=False, fractional=False, trim="-")
 
 
 @dataclass(frozen=True)
@@ -228,13 +288,16 @@ def validate_instrument_response(*, expected_lifetime_ns, peak_counts, repetitio
                                  emission_range_nm=MONO_RANGE_NM, laser_limits_hz=LASER_RANGE_HZ,
                                  lifetime_periods=LIFETIME_PERIODS,
                                  base_resolution_ps=HARP_BASE_RESOLUTION_PS,
-                                 binsteps=hh.HH_BINSTEPSMAX, laser_wavelength_nm=None) -> DecayArgs:
+                                 binsteps=hh.HH_BINSTEPSMAX, laser_wavelength_nm=None,
+                                 detector_ranges_nm=NIR_PMT_RANGES_NM) -> DecayArgs:
     """``instrument_response``'s checks: its :class:`DecayArgs` (``n_exp`` 1).
 
     Limits (default: the widest bench; the plan passes the connected one's,
     :func:`decay_limits`): the emission monochromator's range (nm), the laser's repetition-rate
-    range (Hz) and lifetimes per period, the TCSPC base resolution (ps) and binning steps, and
-    the laser wavelength (nm), where the IRF is measured (None: unknown, not checked).
+    range (Hz) and lifetimes per period, the TCSPC base resolution (ps) and binning steps, the
+    laser wavelength (nm), where the IRF is measured (None: unknown, not checked; it must lie in
+    the monochromator's range and in one of ``detector_ranges_nm``, the detector's sensitive
+    ranges, nm: the NIR-PMT's weak UV response records the 375 nm IRF).
     """
     c = Checks()
     taus, settings = [], None
@@ -256,6 +319,8 @@ def validate_instrument_response(*, expected_lifetime_ns, peak_counts, repetitio
         with c("laser_wavelength_nm"):
             check_range("laser wavelength_nm", laser_wavelength_nm, *emission_range_nm,
                         "nm (emission monochromator)")
+            check_in_ranges("laser wavelength_nm", laser_wavelength_nm, detector_ranges_nm,
+                            "detector sensitive ranges")
     if not c.failed("expected_lifetime_ns", "channels"):
         # the rate rule (lifetimes per period, laser limits) and a period that fits the histogram
         with c("expected_lifetime_ns" if repetition_rate_hz is None else "repetition_rate_hz"):
@@ -268,24 +333,32 @@ def validate_instrument_response(*, expected_lifetime_ns, peak_counts, repetitio
 
 
 def validate_lifetime_decay(*, emission_nm, n_exp, irf, emission_range_nm=MONO_RANGE_NM,
-                            laser_wavelength_nm=None, **options) -> DecayArgs:
+                            laser_wavelength_nm=None, detector_ranges_nm=NIR_PMT_RANGES_NM,
+                            **options) -> DecayArgs:
     """``lifetime_decay``'s checks: its :class:`DecayArgs` (``n_exp`` None: one exponential per
     expected lifetime). ``options``: the rest of the plan's options and the limits, checked as
     :func:`validate_instrument_response` checks them (the laser wavelength only when the IRF
-    is measured first, ``irf='measure'``)."""
+    is measured first, ``irf='measure'``); ``emission_nm`` must lie in the emission
+    monochromator's range and in one of ``detector_ranges_nm`` (nm); ``n_exp`` one of
+    :data:`N_EXP_CHOICES`."""
     c = Checks()
     with c("emission_nm"):
         check_range("emission_nm", emission_nm, *emission_range_nm, "nm (emission monochromator)")
+        check_in_ranges("emission_nm", emission_nm, detector_ranges_nm,
+                        "detector sensitive ranges")
     with c("n_exp"):
         if n_exp is not None:
-            check_range("n_exp", n_exp, *N_EXP_RANGE, "")
+            if isinstance(n_exp, bool) or not isinstance(n_exp, (int, np.integer)):
+                raise ValueError(f"n_exp={n_exp!r} is not allowed; choose one of "
+                                 f"{list(N_EXP_CHOICES)} (an integer number of exponentials)")
+            check_choice("n_exp", n_exp, N_EXP_CHOICES)
     with c("irf"):
         if not (irf is None or (isinstance(irf, str) and irf.strip())):
             raise ValueError(f"irf={irf!r} must be 'measure', an IRF run uid or None")
     args = None
     with c("options"):      # a nested validator: its problems keep their own option names
         args = validate_instrument_response(
-            emission_range_nm=emission_range_nm,
+            emission_range_nm=emission_range_nm, detector_ranges_nm=detector_ranges_nm,
             laser_wavelength_nm=laser_wavelength_nm if irf == "measure" else None, **options)
     c.raise_if_any()
     return replace(args, n_exp=len(args.expected_lifetime_ns) if n_exp is None else int(n_exp))

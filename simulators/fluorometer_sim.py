@@ -10,10 +10,12 @@ command, words case-insensitive:
 ``*IDN?``                                        ``spinlight,FT300-HOUSING,<serial>,1.0``
 ``SHUTTER LAMP|DETECTOR OPEN|CLOSE``             ``OK`` after :data:`SHUTTER_MOVE_S`
 ``SHUTTER? LAMP|DETECTOR``                       ``OPEN`` / ``CLOSED`` (both start CLOSED)
-``HOLDER SAMPLE|SCATTERER|EMPTY`` / ``HOLDER?``  ``OK`` after :data:`HOLDER_MOVE_S` / position
+``HOLDER SAMPLE|SCATTERER|EMPTY|LAMP``          ``OK`` after :data:`HOLDER_MOVE_S`
+``HOLDER?``                                      the position, e.g. ``SAMPLE``
 ``GATE <s>`` / ``GATE?``                         gate 0.001..100 s, kept to 1 ms / ``0.100``
 ``HV ON|OFF`` / ``HV?``                          ``OK`` / ``ON`` ``OFF`` (starts ON)
 ``COUNT?``                                       ``<counts>,<flags>`` after one gate
+``REF?``                                         reference photocurrent, nA (``12.3456``), at once
 anything bad                                     ``ERR <text>`` naming the value and what is allowed
 ===============================================  ==============================================
 
@@ -32,8 +34,14 @@ bandpass = widest motorized slit (mm) × reciprocal dispersion, 5.4 nm/mm for 12
 shutter and the excitation monochromator: L(λ_ex) × bandpass photons/s) and the laser when it
 emits (average photons/s at its wavelength) fall on the holder: SAMPLE emits
 ``model.emission_spectrum`` (photons/nm per incident photon), SCATTERER scatters elastically
-(the lamp's triangle-filtered spectrum, or the laser line), EMPTY gives nothing. Slit etendue,
-stray light, second diffraction orders and sample self-scatter are not modelled.
+(the lamp's triangle-filtered spectrum, or the laser line), EMPTY gives nothing. LAMP is the
+calibrated tungsten-halogen standard lamp (with its diffuser) in the sample position, always
+lit there: a 3000 K grey body, :data:`STANDARD_LAMP_PHOTONS_PER_S_PER_NM` at 1000 nm into the
+collection optics; the Xe beam and the laser add nothing in that position. Slit etendue, stray
+light, second diffraction orders and sample self-scatter are not modelled.
+
+Reference detector (``REF?``): a photodiode on a split-off of the Xe beam; its responsivity
+and noise, and the standard lamp's spectrum, are in :mod:`.calibration_sources`.
 
 ASSUMED numbers (no FluoTime data at hand; chosen for realistic count rates, see pl_bench.py):
 the lamp is a 6000 K photon-Planck continuum with a UV cut-off near 245 nm (ozone-free window)
@@ -41,7 +49,9 @@ and a smooth bump for the 800-1000 nm Xe lines; :data:`LAMP_PEAK_PHOTONS_PER_S_P
 sample per nm of excitation bandpass at the curve's maximum; :data:`COLLECTION_EFFICIENCY` of the
 photons leaving the holder reach the photocathode at peak slit transmission;
 the scatterer returns :data:`SCATTERER_REFLECTANCE` of the incident photons; the 375 nm laser
-puts :data:`LASER_PHOTONS_PER_PULSE` photons per pulse on the sample at 1000 per mille.
+puts :data:`LASER_PHOTONS_PER_PULSE` photons per pulse on the sample at 1000 per mille; the
+standard lamp gives ~5e4 cps at 1050-1500 nm through a 1 mm slit (600 g/mm), rates like the
+samples' (so both see the same few % of PMT saturation).
 """
 
 from __future__ import annotations
@@ -54,6 +64,9 @@ import threading
 import numpy as np
 
 from .acton import SLIT_NAMES, ActonSimulator
+from .calibration_sources import (_C2_NM_K, _HC_J_NM, REFERENCE_NOISE_FRACTION,  # noqa: F401 (API)
+                                  REFERENCE_SPLIT_FRACTION, STANDARD_LAMP_PHOTONS_PER_S_PER_NM,
+                                  reference_responsivity_a_per_w, standard_lamp_flux)
 from .clock import VirtualClock
 from .laser_sim import LaserState
 from .samples.decay_physics import NirPmt
@@ -66,7 +79,7 @@ GATE_RANGE_S = (0.001, 100.0)
 #: The overload protection switches HV off after this much counting (simulator decision).
 OVERLOAD_TRIP_S = 0.01
 FLAG_OVERLOAD, FLAG_DETECTOR_CLOSED, FLAG_HV_OFF = 1, 2, 4
-HOLDER_POSITIONS = ("SAMPLE", "SCATTERER", "EMPTY")
+HOLDER_POSITIONS = ("SAMPLE", "SCATTERER", "EMPTY", "LAMP")
 SHUTTERS = ("LAMP", "DETECTOR")
 
 #: Reciprocal linear dispersion (nm per mm of slit) at 1200 g/mm and 150 mm focal length.
@@ -80,7 +93,6 @@ LAMP_IR_BUMP = (880.0, 120.0, 0.6)        # centre nm, FWHM nm, height relative 
 COLLECTION_EFFICIENCY = 0.025
 SCATTERER_REFLECTANCE = 0.01
 LASER_PHOTONS_PER_PULSE = 1.5e7           # ≈ 8 pJ at 375 nm
-_C2_NM_K = 1.4388e7                       # second radiation constant hc/k, nm K
 _GRID = 129                               # points per slit-function integral (odd: hits the apex)
 
 
@@ -149,6 +161,19 @@ class FluorometerOptics:
             return COLLECTION_EFFICIENCY * SCATTERER_REFLECTANCE * self._seen(lamp, ex - band, ex + band)
         return 0.0
 
+    def standard_lamp_rate_cps(self) -> float:
+        """Detected counts/s (before saturation, no dark) from the standard lamp at the holder."""
+        return COLLECTION_EFFICIENCY * self._seen(standard_lamp_flux, 0.0, math.inf)
+
+    def reference_current_na(self) -> float:
+        """Reference photodiode current (nA, noise-free) for the Xe beam at the excitation
+        monochromator's setting (lamp shutter open)."""
+        ex = self.excitation.wavelength_nm
+        if ex <= 0:
+            return 0.0
+        photons = REFERENCE_SPLIT_FRACTION * float(xe_lamp_flux(ex)) * bandpass_nm(self.excitation)
+        return photons * _HC_J_NM / ex * float(reference_responsivity_a_per_w(ex)) * 1e9
+
     def photons_per_pulse(self, holder: str, laser_nm: float) -> float:
         """Detected photons per laser pulse at 1000 per mille (before pile-up, no dark)."""
         if holder == "SAMPLE" and self.model is not None:
@@ -177,14 +202,14 @@ class HousingSimulator(SocketServed):
         self.holder = "SAMPLE"
         self.gate_s = 0.1
         self.hv_on = True
-        self.n_counts = 0
+        self.n_counts = self.n_refs = 0
         self._busy = -math.inf                 # end of the running action (instrument time)
         self.received: collections.deque = collections.deque(maxlen=1000)
         self.server: SerialSocketServer | None = None
         self._commands = {"*IDN?": self._idn, "SHUTTER": self._shutter, "SHUTTER?": self._shutter_q,
                           "HOLDER": self._holder, "HOLDER?": self._holder_q, "GATE": self._gate,
                           "GATE?": self._gate_q, "HV": self._hv, "HV?": self._hv_q,
-                          "COUNT?": self._count}
+                          "COUNT?": self._count, "REF?": self._ref}
         clock.add_activity(lambda: self._busy)   # attribute read only (never clock.now())
 
     def start_server(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -201,6 +226,8 @@ class HousingSimulator(SocketServed):
         if not open_:
             return 0.0
         rate = self.optics.lamp_rate_cps(holder) if lamp_open else 0.0
+        if holder == "LAMP":                     # the standard lamp is lit in its position
+            rate += self.optics.standard_lamp_rate_cps()
         s = self.laser.snapshot() if self.laser is not None else None
         if s is not None and s.emitting:
             pulses_per_s = s.repetition_rate_hz * s.intensity_permille / 1000.0
@@ -325,3 +352,15 @@ class HousingSimulator(SocketServed):
             counts = int(rng.poisson(expected))
         self._busy_for(gate)
         return f"{counts},{flags}"
+
+    def _ref(self, args) -> str:
+        err = self._choice("REF?", args, (), n=0)
+        if err:
+            return err
+        with self.lock:
+            self.n_refs += 1
+            if self.shutters["LAMP"] != "OPEN":
+                return f"{0.0:.4f}"
+            rng = np.random.default_rng([self.seed, self.n_refs, 1])   # apart from COUNT?'s
+        current = self.optics.reference_current_na()
+        return f"{max(current * (1.0 + REFERENCE_NOISE_FRACTION * rng.standard_normal()), 0.0):.4f}"

@@ -10,9 +10,10 @@ lamp shutter and the laser snapshot.
   convolution, tails of earlier pulses, pile-up of the HydraHarp's dead time).
 - SCATTERER: elastic scatter of the laser line seen through the emission slit function, i.e.
   the instrument response itself (a 1 ps "decay" stands in for the instantaneous scatter).
-- EMPTY, or detector shutter closed: background only. HV off: nothing at all.
-Background = PMT dark rate + (lamp shutter open) the lamp light the PMT sees, uncorrelated
-with the laser, so flat in the histogram.
+- EMPTY, LAMP (the standard lamp), or detector shutter closed: background only. HV off:
+  nothing at all.
+Background = PMT dark rate + (lamp shutter open) the lamp light the PMT sees + (LAMP) the
+standard lamp's, uncorrelated with the laser, so flat in the histogram.
 
 Scale (ASSUMED, fluorometer_sim.py): detected photons per pulse at 1000 per mille =
 :data:`~.fluorometer_sim.LASER_PHOTONS_PER_PULSE` (1.5e7) × ``COLLECTION_EFFICIENCY`` (0.025) ×
@@ -71,6 +72,8 @@ class BenchLight:
         dark = h.pmt.dark_count_rate_cps
         if detector_open and lamp_open:
             dark += h.optics.lamp_rate_cps(holder)
+        if detector_open and holder == "LAMP":
+            dark += h.optics.standard_lamp_rate_cps()
         mu = h.optics.photons_per_pulse(holder, laser.wavelength_nm) if detector_open else 0.0
         if holder == "SAMPLE" and mu > 0 and emission_nm > 0:
             source = LuminescenceSource(h.optics.model, emission_nm=emission_nm, irf=self.irf,

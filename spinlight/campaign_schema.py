@@ -125,6 +125,7 @@ def ac_context(stations: tuple[str, ...]) -> tuple:
 
 _DC, _AC = "spinlight.plans.dc", "spinlight.plans.ac"
 _PL, _LT, _PLC = "spinlight.plans.pl", "spinlight.plans.lifetime", "spinlight.plans.pl_checks"
+_PLCOR = "spinlight.plans.pl_correction"
 _MPMS3, _PL_BENCH = ("mpms3",), ("fluorometer", "laser", "tcspc")
 _AC_STATIONS = dict(stations=("mpms3", "ppms"), context=ac_context, sim_model="ac")
 
@@ -154,6 +155,10 @@ register(PlanKind("excitation_spectrum", f"{_PL}:excitation_spectrum",
                   f"{_PLC}:validate_excitation_spectrum", instruments=("fluorometer",),
                   devices=("laser",), sim_model="luminescence",
                   description="emission at one wavelength vs lamp excitation"))
+register(PlanKind("emission_correction", f"{_PLCOR}:emission_correction",
+                  f"{_PLC}:validate_emission_correction", instruments=("fluorometer",),
+                  sim_model="luminescence",
+                  description="emission spectral response on the standard lamp (correction)"))
 register(PlanKind("instrument_response", f"{_LT}:instrument_response",
                   f"{_PLC}:validate_instrument_response", instruments=_PL_BENCH,
                   sim_model="luminescence", description="TCSPC instrument response (scatterer)"))

@@ -64,7 +64,8 @@ class PhuExporter(DocumentRouter):
         run["curves"].append(PhuCurve(
             counts=counts.astype(np.uint32), resolution_ps=resolution_ps,
             sync_rate_hz=float(decay["repetition_rate_hz"]),
-            acquisition_time_s=float(acq.get("acquisition_time_s", 0.0)),
+            acquisition_time_s=float(data.get(decay.get("acquisition_time_key"),
+                                               acq.get("acquisition_time_s", 0.0))),  # with top-ups
             offset_ns=int(round(time_ns[0])) if time_ns.size else 0,
             binning=int(acq.get("binning", 0)),
             label=f"{run['start']['measurement']} {doc['seq_num']}",

@@ -18,7 +18,8 @@ LDH-class heads are specified at < 70 ps [MEM]). NIR-PMT (Hamamatsu H10330-type 
 photocathode, cooled [MEM, datasheet not at hand]): TTS FWHM 0.40 ns, 15 % slow diffusion tail
 with τ = 1.5 ns, so the IRF is 0.41 ns FWHM; QE ≤ 2 % over 950–1600 nm and 0 over 500–900 nm
 (science.md: "range > 900 nm", the Nd 880 nm band is invisible), plus a weak 1e-4 response at
-300–450 nm (see ``NirPmt.qe_table``); dark count rate 2·10⁴ cps;
+300–450 nm (see ``NirPmt.qe_table``); dark count rate 5·10³ cps [ASSUMED: a thermoelectrically
+cooled NIR-PMT module];
 saturation count rate 1·10⁶ cps. Visible PMT (for comparison, ``NirPmt.visible_pmt()``):
 230–920 nm, QE 25 % peak, 50 cps dark, TTS 0.15 ns, 5 % tail of 0.5 ns.
 
@@ -262,7 +263,7 @@ class NirPmt:
         (290.0, 0.0), (300.0, 1e-4), (450.0, 1e-4), (500.0, 0.0),
         (900.0, 0.0), (950.0, 0.004), (1000.0, 0.012), (1050.0, 0.02), (1500.0, 0.02),
         (1600.0, 0.012), (1650.0, 0.005), (1700.0, 0.0))
-    dark_count_rate_cps: float = 2.0e4
+    dark_count_rate_cps: float = 5.0e3      # [ASSUMED] TE-cooled NIR-PMT module (docstring)
     saturation_count_rate_cps: float = 1.0e6
     tts_fwhm_ns: float = 0.40
     tail_fraction: float = 0.15

@@ -57,3 +57,46 @@ def test_demo_pl_part_measures_fits_stores_and_exports_mcb_nd(tmp_path, capsys):
         positions = catalog.start_doc(spectrum)["results"]["peak_positions_nm"]
         assert any(abs(p - 320) < 30 for p in positions)
         assert any(abs(p - 580) < 5 for p in positions)
+
+
+def test_yb_emission_of_mcb_ndyb_at_980_nm_shows_the_nd_lines():
+    """science.md: the Yb emission monitored at 980 nm in mCB-NdYb shows the Nd f-f lines
+    (Nd -> Yb transfer, η_ET ≈ 9 %): with the demo's settings for that monitor, the streamed
+    analysis of the reference-normalised excitation spectrum finds the ligand band and the
+    ⁴G5/2 (≈580 nm) and ⁴F5/2 (≈800 nm) lines as peaks."""
+    from bluesky import RunEngine
+
+    from spinlight.analysis.pl_run import SpectrumRunAnalysis
+    from spinlight.analysis.pl_streaming import make_pl_analysis_router
+    from spinlight.demo_pl import (EXCITATION_MONITOR_NM, connect_pl, excitation_arguments,
+                                   pl_campaign)
+    from spinlight.plans import Sample
+    from spinlight.plans.pl import excitation_spectrum
+    from spinlight.simulators.clock import VirtualClock
+    from spinlight.simulators.pl_bench import PLBench
+    from spinlight.simulators.samples import get_luminescence
+
+    assert 980.0 in EXCITATION_MONITOR_NM["mCB-NdYb"]
+    results = []
+    RE = RunEngine(context_managers=[])
+    RE.subscribe(make_pl_analysis_router(lambda name, doc: None, on_result=results.append))
+    clock = VirtualClock(1.0e5, freeze_when_idle=True)
+    bench = PLBench(clock, get_luminescence("mCB-NdYb"), seed=0)
+    devices = []
+    try:
+        fl, tcspc, laser = devices = connect_pl(bench.start())
+        sample = Sample(name="mCB-NdYb", mass_mg=5.0, molar_mass_g_per_mol=2361.0,
+                        ions={"Nd": 1.32, "Yb": 1.68})
+        RE(excitation_spectrum(fl, sample, emission_nm=980.0, laser=laser,
+                               **excitation_arguments(pl_campaign(True), 980.0)))
+    finally:
+        for dev in devices:
+            dev.close()
+        bench.stop()
+        clock.stop()
+    (spectrum,) = [a for a in results if isinstance(a, SpectrumRunAnalysis)]
+    assert spectrum.data.scan == "excitation" and spectrum.data.fixed_nm == 980.0
+    positions = [p.position_nm for p in spectrum.result.peaks]
+    assert abs(spectrum.result.main_peak.position_nm - 300.0) < 30.0       # ligand band
+    for line_nm in (580.0, 800.0):
+        assert any(abs(p - line_nm) <= 10.0 for p in positions), (line_nm, positions)

@@ -19,8 +19,9 @@ from spinlight.simulators.clock import VirtualClock
 from spinlight.simulators.lab import SimulatedLab
 from spinlight.simulators.pl_bench import PLBench
 from spinlight.simulators.samples import get_luminescence
+from spinlight.simulators.samples.decay_physics import NirPmt
 
-DARK_CPS = 2.0e4
+DARK_CPS = NirPmt().dark_count_rate_cps        # the NIR-PMT's dark rate (cps)
 SYNC_DELAY_NS = 5.0
 
 
@@ -73,7 +74,8 @@ def test_device_shape_and_bad_input_sends_nothing(bench):
     for k in ("fluorometer_excitation_wavelength", "fluorometer_emission_wavelength",
               "fluorometer_lamp_shutter", "fluorometer_detector_shutter", "fluorometer_holder",
               "fluorometer_pmt_hv", "fluorometer_counter_counts", "fluorometer_counter_overload",
-              "fluorometer_counter_count_rate_cps", "fluorometer_counter_flags"):
+              "fluorometer_counter_count_rate_cps", "fluorometer_counter_flags",
+              "fluorometer_reference_current_nA"):
         assert k in keys
     assert {"fluorometer_counter_gate_s", "fluorometer_emission_slit_um",
             "fluorometer_excitation_grating"} <= set(fl.read_configuration())
@@ -116,6 +118,10 @@ def test_emission_scan_sees_the_nd_1060_band(bench):
     assert rate.max() > 4 * DARK_CPS and rate.min() < 1.2 * DARK_CPS          # band over dark
     assert all(e["fluorometer_holder"] == "sample" and e["fluorometer_lamp_shutter"] == "open"
                and not e["fluorometer_counter_overload"] for e in events)
+    # fl.trigger() also reads the reference photodiode: the Xe beam at 300 nm, constant
+    ref = np.array([e["fluorometer_reference_current_nA"] for e in events])
+    assert ref.min() > 0 and ref.std() < 0.01 * ref.mean()
+    assert ref.mean() == pytest.approx(pl.housing.optics.reference_current_na(), rel=0.01)
     assert pl.housing.shutters == {"LAMP": "CLOSED", "DETECTOR": "CLOSED"}
 
 
@@ -175,6 +181,24 @@ def test_overload_switches_hv_off_and_the_next_count_fails(bench):
     fl.pmt_hv.set("on").wait(5)
     fl.trigger().wait(10)
     assert fl.counter.overload.get() is False and fl.counter.flags.get() == 0
+
+
+def test_standard_lamp_position_and_reference_with_the_shutter_closed(bench):
+    clock, pl, fl, det, laser = bench
+    settle(fl, holder="lamp", emission_nm=1200.0, lamp="closed")
+    assert pl.housing.holder == "LAMP" and fl.holder.get() == "lamp"
+    fl.trigger().wait(10)
+    lamp_cps = fl.counter.count_rate_cps.get()
+    assert lamp_cps > DARK_CPS + 3e4                              # the standard lamp is lit
+    assert fl.reference.current_nA.get() == 0.0                   # no Xe light: no reference
+    fl.detector_shutter.set("closed").wait(5)
+    fl.trigger().wait(10)
+    assert abs(fl.counter.count_rate_cps.get() - DARK_CPS) < 0.05 * DARK_CPS
+    # the TCSPC sees the standard lamp as a flat background
+    fl.detector_shutter.set("open").wait(5)
+    r = acquire(det, laser, 2.0, 100)
+    assert r.count_rate_cps == pytest.approx(pl.housing.optics.standard_lamp_rate_cps() + DARK_CPS,
+                                             rel=0.02)
 
 
 def test_replies_slower_than_the_line_timeout_are_awaited():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -13,13 +14,14 @@ from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted
-
+from documents import runs_of
 from spinlight.analysis.pl_streaming import make_pl_analysis_router
 from spinlight.instruments.laser import connect_taiko
 from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.plans import Sample
-from spinlight.plans.lifetime import decay_settings, lifetime_decay
+from spinlight.plans.lifetime import (DecaySettings, dark_floor, decay_settings, lifetime_decay,
+                                      net_peak)
 from spinlight.plans.pl import emission_spectrum, excitation_spectrum
 from spinlight.simulators.clock import VirtualClock
 from spinlight.simulators.pl_bench import PLBench
@@ -61,19 +63,6 @@ def run(plan, *callbacks):
     return docs
 
 
-def runs_of(docs):
-    """{start uid: (start, [event data])}"""
-    out, desc = {}, {}
-    for name, doc in docs:
-        if name == "start":
-            out[doc["uid"]] = (doc, [])
-        elif name == "descriptor":
-            desc[doc["uid"]] = doc["run_start"]
-        elif name == "event":
-            out[desc[doc["descriptor"]]][1].append(doc["data"])
-    return out
-
-
 def assert_safe(pl):
     snap = pl.laser.snapshot()
     assert snap.soft_locked and not snap.emitting
@@ -84,24 +73,85 @@ def test_emission_spectrum_finds_the_nd_band_and_closes_the_shutters(bench):
     pl, fl, det, laser = bench
     docs = run(emission_spectrum(fl, SAMPLE, excitation_nm=330.0, start_nm=1020.0, stop_nm=1100.0,
                                  step_nm=4.0, gate_s=0.2, laser=laser))
-    (start, events), = runs_of(docs).values()
+    (start, events), = runs_of(docs)
     spec = start["spectrum"]
     assert spec["scan"] == "emission" and spec["fixed_nm"] == 330.0
     dark_cps = spec["dark_cps"]
-    assert 1.0e4 < dark_cps < 3.0e4                          # NIR-PMT dark counts (~2e4 cps)
+    dark = pl.housing.pmt.dark_count_rate_cps
+    assert 0.9 * dark < dark_cps < 1.1 * dark                 # NIR-PMT dark counts
     nm = np.array([e[spec["wavelength_key"]] for e in events])
     rate = np.array([e[spec["signal_key"]] for e in events]) - spec["dark_cps"]
     assert len(events) == 21 == start["num_points"]
+    ref = [e[spec["reference_key"]] for e in events]         # the reference diode, every event
+    assert spec["reference_key"] == "fluorometer_reference_current_nA" and min(ref) > 0
     assert abs(nm[np.argmax(rate)] - 1060.0) <= 4.0
     assert rate.max() > 10 * max(rate[0], 1.0)               # band over its wing
     assert_safe(pl)
+
+
+def pause_after_checkpoint(plan, n, pl, seen):
+    """``plan`` paused (as by Ctrl-C) right after its ``n``-th checkpoint; ``seen`` records the
+    simulator's shutters then, before the pause."""
+    checkpoints = []
+
+    def insert_pause(msg):
+        if msg.command == "checkpoint":
+            checkpoints.append(msg)
+            if len(checkpoints) == n:
+                def pause():
+                    seen.append(dict(pl.housing.shutters))
+                    yield Msg("pause", None, defer=False)
+                return None, pause()
+        return None, None
+
+    return bpp.plan_mutator(plan, insert_pause)
+
+
+def paused_emission_spectrum(bench):
+    """An emission spectrum (21 points) paused before its 5th point: the RunEngine, the docs
+    so far and the shutters just before the pause."""
+    pl, fl, det, laser = bench
+    RE, docs, seen = RunEngine(context_managers=[]), [], []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    plan = emission_spectrum(fl, SAMPLE, excitation_nm=330.0, start_nm=1020.0, stop_nm=1100.0,
+                             step_nm=4.0, gate_s=0.2, laser=laser)
+    with pytest.raises(RunEngineInterrupted):
+        RE(pause_after_checkpoint(plan, 5, pl, seen))
+    assert RE.state == "paused"
+    assert seen == [{"LAMP": "OPEN", "DETECTOR": "OPEN"}]          # lit before the pause
+    assert len(runs_of(docs)[0][1]) == 4    # 4 points counted
+    assert pl.housing.shutters == {"LAMP": "CLOSED", "DETECTOR": "CLOSED"}   # dark while paused
+    return RE, docs
+
+
+def test_a_paused_spectrum_has_its_shutters_closed_and_resumes_with_them_open(bench):
+    pl, fl, det, laser = bench
+    RE, docs = paused_emission_spectrum(bench)
+    RE.resume()
+    (start, events), = runs_of(docs)
+    spec = start["spectrum"]
+    nm = np.array([e[spec["wavelength_key"]] for e in events])
+    rate = np.array([e[spec["signal_key"]] for e in events]) - spec["dark_cps"]
+    assert nm.tolist() == [1020.0 + 4.0 * i for i in range(21)]        # every point, once
+    # the band (1060 nm, after the pause) was counted with both shutters open again
+    assert abs(nm[np.argmax(rate)] - 1060.0) <= 4.0 and rate.max() > 10 * max(rate[0], 1.0)
+    assert_safe(pl)
+
+
+def test_a_paused_spectrum_aborted_leaves_the_shutters_closed(bench):
+    pl, fl, det, laser = bench
+    RE, docs = paused_emission_spectrum(bench)
+    RE.abort("test")
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "abort"
+    assert_safe(pl)
+    assert fl.lamp_shutter.get() == fl.detector_shutter.get() == "closed"
 
 
 def test_excitation_spectrum_shows_the_ligand_band_and_nd_lines(bench):
     pl, fl, det, laser = bench
     docs = run(excitation_spectrum(fl, SAMPLE, emission_nm=1060.0, start_nm=280.0, stop_nm=600.0,
                                    step_nm=10.0, gate_s=0.2))
-    (start, events), = runs_of(docs).values()
+    (start, events), = runs_of(docs)
     spec = start["spectrum"]
     assert spec["scan"] == "excitation" and spec["fixed_nm"] == 1060.0
     rate = {round(e[spec["wavelength_key"]]): e[spec["signal_key"]] - spec["dark_cps"] for e in events}
@@ -116,7 +166,7 @@ def test_lifetime_decay_measures_the_irf_then_the_decay_and_the_fit_recovers_134
     docs = run(lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1060.0, expected_lifetime_ns=134.0,
                               peak_counts=4000),
                make_pl_analysis_router(lambda name, doc: derived.append((name, doc))))
-    runs = list(runs_of(docs).values())
+    runs = runs_of(docs)
     assert [s["measurement"] for s, _ in runs] == ["instrument_response", "lifetime_decay"]
     (irf_start, (irf_event,)), (start, (event,)) = runs
     decay = start["decay"]
@@ -127,7 +177,12 @@ def test_lifetime_decay_measures_the_irf_then_the_decay_and_the_fit_recovers_134
     assert acq["window_ns"] >= 1e9 / decay["repetition_rate_hz"]
     counts = np.asarray(event[decay["counts_key"]], dtype=float)
     assert counts.size == acq["channels"] == 4096
-    assert 0.5 * 4000 < counts.max() < 2.0 * 4000             # peak count reached
+    # the NET peak (running mean minus the dark floor per channel) reached its target
+    settings = DecaySettings(**{f.name: acq[f.name] for f in fields(DecaySettings)})
+    floor = dark_floor(decay["dark_cps"], event[decay["acquisition_time_key"]], settings)
+    peak = net_peak(counts, floor, acq["smooth_channels"])
+    assert acq["target_peak_counts"] == 4000
+    assert 0.85 * 4000 <= peak <= 1.15 * 4000, peak
     assert event[laser.soft_lock.name] is False               # unlocked only while acquiring
     t = np.asarray(event[decay["time_key"]])
     assert counts[t >= 1e9 / decay["repetition_rate_hz"]].sum() == 0   # one period of photons
@@ -154,6 +209,8 @@ def test_bad_input_is_refused_before_anything_moves(bench):
               pl.laser.snapshot())
     with pytest.raises(ValueError, match=r"emission_nm=3000.*0.0\.\.2800"):
         lifetime_decay(fl, laser, det, SAMPLE, emission_nm=3000.0, expected_lifetime_ns=134.0)
+    with pytest.raises(ValueError, match=r"emission_nm=600.0 nm .*950\.\.1700 nm"):  # NIR-PMT blind
+        lifetime_decay(fl, laser, det, SAMPLE, emission_nm=600.0, expected_lifetime_ns=134.0)
     with pytest.raises(ValueError, match=r"repetition_rate_hz=5000000.*Hz"):
         lifetime_decay(fl, laser, det, SAMPLE, emission_nm=1000.0, expected_lifetime_ns=608.0,
                        repetition_rate_hz=5e6)
@@ -226,6 +283,8 @@ def test_abort_while_the_laser_is_on_leaves_the_light_off():
         watcher.join(10)        # request_pause returns in the watcher after the RE has paused
         assert paused.is_set() and RE.state == "paused"
         assert pl.laser.snapshot().soft_locked                 # no light while paused
+        # and the detector shutter, open for the acquisition, closed (the PMT in the dark)
+        assert pl.housing.shutters == {"LAMP": "CLOSED", "DETECTOR": "CLOSED"}
         RE.abort("test")
         assert_safe(pl)
     finally:

@@ -6,7 +6,7 @@ simulator executed the call and only its answer was lost, so the checks are on w
 simulator did: a fault-free lab with the same seed gives the reference histograms (the
 simulator seeds each measurement's Poisson counts by (seed, measurement number), so equal
 arrays mean the same measurement, complete, counted once). The light is the bench's PMT dark
-counts (2e4 cps, detector shutter closed), about 1e5 counts per 5 s histogram.
+counts (5e3 cps, detector shutter closed), about 2.5e4 counts per 5 s histogram.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import pytest
 from spinlight.instruments.errors import InstrumentError
 from spinlight.instruments.fluorometer import (GATE_RANGE_S, LAMP_RANGE_NM, CountResult,
                                                HighVoltage, HousingDriver, PhotonCounter,
-                                               SampleHolder, Shutter)
+                                               ReferenceDetector, SampleHolder, Shutter)
 from spinlight.instruments.transports import TranscriptTransport
 
 CONNECT = [("*IDN?", "spinlight,FT300-HOUSING,FT3-51234,1.0"), ("GATE?", "0.100")]
@@ -49,7 +49,7 @@ def test_gate_is_sent_with_millisecond_resolution():
 @pytest.mark.parametrize("call, match", [
     (lambda d: d.set_shutter("lamp", "ajar"), r"state='ajar' is not allowed; choose one of \['closed', 'open'\]"),
     (lambda d: d.set_shutter("monochromator", "open"), r"shutter='monochromator' is not allowed"),
-    (lambda d: d.set_holder("cuvette"), r"position='cuvette' is not allowed; choose one of \['empty', 'sample', 'scatterer'\]"),
+    (lambda d: d.set_holder("cuvette"), r"position='cuvette' is not allowed; choose one of \['empty', 'lamp', 'sample', 'scatterer'\]"),
     (lambda d: d.set_gate(200.0), r"gate_s=200.0 s is outside the allowed range 0.001..100.0 s"),
     (lambda d: d.set_gate(0.0), r"gate_s=0.0 s is outside the allowed range 0.001..100.0 s"),
     (lambda d: d.set_gate("fast"), r"gate_s='fast' is not a number"),
@@ -136,4 +136,21 @@ def test_overload_reading_then_hv_off_count_fails_naming_the_problem():
     with pytest.raises(InstrumentError, match="PMT high voltage is off"):
         st.wait(5)
     assert c.counts.get() == 9100                      # the failed count published nothing
+    t.assert_done()
+
+
+def test_reference_and_standard_lamp_on_the_wire():
+    d, t = driver([("REF?", "48.1234"), ("HOLDER LAMP", "OK"), ("HOLDER?", "LAMP"),
+                   ("REF?", "0.0000"), ("REF?", "ERR REF? takes 0 argument(s)"), ("REF?", "n/a")])
+    assert d.get_reference_na() == 48.1234
+    assert d.set_holder("Lamp") == "lamp"                       # the standard lamp position
+    ref = ReferenceDetector(name="ref", driver=d)
+    ref.trigger().wait(5)
+    assert ref.read()["ref_current_nA"]["value"] == 0.0       # lamp shutter closed
+    assert "ref_current_nA" not in ref.hints.get("fields", [])      # read, not plotted
+    st = ref.trigger()
+    with pytest.raises(InstrumentError, match=r"command refused.*'REF\?'"):
+        st.wait(5)
+    with pytest.raises(InstrumentError, match=r"'REF\?'.*'n/a'"):
+        d.get_reference_na()
     t.assert_done()

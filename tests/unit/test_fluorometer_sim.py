@@ -7,14 +7,19 @@ import pytest
 
 from spinlight.simulators.acton import ActonSimulator
 from spinlight.simulators.clock import VirtualClock
-from spinlight.simulators.fluorometer_sim import (HOLDER_MOVE_S, SHUTTER_MOVE_S, HousingSimulator,
-                                                  bandpass_nm, slit_function, xe_lamp_flux)
+from spinlight.simulators.fluorometer_sim import (HOLDER_MOVE_S, REFERENCE_NOISE_FRACTION,
+                                                  SHUTTER_MOVE_S, HousingSimulator, bandpass_nm,
+                                                  reference_responsivity_a_per_w, slit_function,
+                                                  standard_lamp_flux, xe_lamp_flux)
 from spinlight.simulators.laser_sim import LaserState
 from spinlight.simulators.pl_bench import EMISSION_GRATINGS, EXCITATION_GRATINGS, PLBench
 from spinlight.simulators.tcspc_light import total_rate
 from spinlight.simulators.samples import get_luminescence
+from spinlight.simulators.samples.decay_physics import NirPmt
 
-DARK = 2.0e4 / (1.0 + 2.0e4 / 1.0e6)     # NIR-PMT dark rate as counted (saturation included)
+_PMT = NirPmt()
+D0 = _PMT.dark_count_rate_cps            # NIR-PMT dark rate (cps)
+DARK = D0 / (1.0 + D0 / _PMT.saturation_count_rate_cps)   # as counted (saturation included)
 
 
 @pytest.fixture
@@ -64,7 +69,7 @@ def test_protocol_replies_and_errors(clock):
     assert h.reply("GATE 200") == "ERR GATE 200 s is outside the allowed range 0.001..100 s"
     assert h.reply("GATE soon") == "ERR GATE 'SOON' is not a number; allowed range 0.001..100 s"
     assert h.reply("HOLDER CUVETTE") == ("ERR HOLDER position 'CUVETTE' is not allowed; choose one "
-                                         "of SAMPLE, SCATTERER, EMPTY")
+                                         "of SAMPLE, SCATTERER, EMPTY, LAMP")
     assert h.reply("SHUTTER LAMP AJAR") == ("ERR SHUTTER state 'AJAR' is not allowed; choose one "
                                             "of OPEN, CLOSE")
     assert h.reply("SHUTTER LAMP").startswith("ERR SHUTTER takes 2 arguments")
@@ -196,14 +201,79 @@ def test_tcspc_light_follows_holder_shutters_and_high_voltage(clock):
     snap = bench.laser.update(soft_locked=False, intensity_permille=200, repetition_rate_hz=1e6)
     mu = h.optics.photons_per_pulse("SAMPLE", 375.0)
     sample = total_rate(light, snap)
-    assert sample == pytest.approx(0.2 * mu * 1e6 + 2e4, rel=0.02)      # pile-up: ~1 % lost
+    assert sample == pytest.approx(0.2 * mu * 1e6 + D0, rel=0.02)      # pile-up: ~1 % lost
     h.reply("SHUTTER LAMP OPEN")                                        # lamp: flat background
     assert total_rate(light, snap) == pytest.approx(sample + h.optics.lamp_rate_cps("SAMPLE"),
                                                     rel=0.02)
     h.reply("SHUTTER DETECTOR CLOSE")
-    assert total_rate(light, snap) == pytest.approx(2e4, rel=0.01)      # dark only
+    assert total_rate(light, snap) == pytest.approx(D0, rel=0.01)      # dark only
     h.reply("SHUTTER DETECTOR OPEN")
     h.reply("HOLDER EMPTY")
-    assert total_rate(light, snap) == pytest.approx(2e4 + h.optics.lamp_rate_cps("EMPTY"), rel=0.01)
+    assert total_rate(light, snap) == pytest.approx(D0 + h.optics.lamp_rate_cps("EMPTY"), rel=0.01)
     h.reply("HV OFF")
     assert total_rate(light, snap) == 0.0
+
+
+def ref(h):
+    return float(h.reply("REF?"))
+
+
+def test_ref_and_holder_lamp_on_the_wire(clock):
+    h, ex, em = make(clock)
+    assert h.reply("REF?") == "0.0000"                       # lamp shutter closed: no current
+    assert h.reply("REF? NOW").startswith("ERR REF? takes 0 argument(s)")
+    t0 = clock.now()
+    assert h.reply("HOLDER LAMP") == "OK" and h.reply("HOLDER?") == "LAMP"
+    assert clock.now() - t0 == pytest.approx(HOLDER_MOVE_S, abs=1e-6)
+    setup(h, ex, em, ex_nm=600.0, slit_um=500, holder="LAMP")
+    t0 = clock.now()
+    text = h.reply("REF?")
+    assert clock.now() == t0                                 # read at once
+    assert text.count(".") == 1 and len(text.split(".")[1]) == 4 and 20.0 < float(text) < 100.0
+
+
+def test_reference_current_follows_lamp_times_bandpass(clock):
+    h, ex, em = make(clock)
+    setup(h, ex, em, ex_nm=600.0, slit_um=500)
+    expect = h.optics.reference_current_na()
+    # 5 % of the beam, L(600 nm) × 2.7 nm photons/s × hc/λ × 0.38 A/W (the table value)
+    assert expect == pytest.approx(0.05 * xe_lamp_flux(600.0) * 2.7 * 1.98644586e-16 / 600.0
+                                   * 0.38 * 1e9, rel=1e-6)
+    n = 400
+    a = np.array([ref(h) for _ in range(n)])
+    assert a.mean() == pytest.approx(expect, rel=4 * REFERENCE_NOISE_FRACTION / np.sqrt(n))
+    assert a.std() == pytest.approx(REFERENCE_NOISE_FRACTION * expect, rel=0.15)   # small noise
+    mono(ex, slit_um=1000)                                   # bandpass doubles: current doubles
+    assert h.optics.reference_current_na() == pytest.approx(2 * expect, rel=1e-9)
+    ratios = []
+    for nm in (250.0, 330.0, 450.0, 800.0, 950.0):           # ∝ lamp(λ) × R(λ) / λ
+        mono(ex, nm)
+        ratios.append(h.optics.reference_current_na()
+                      / (xe_lamp_flux(nm) * reference_responsivity_a_per_w(nm) / nm))
+    assert np.allclose(ratios, ratios[0], rtol=1e-9)
+    h.reply("SHUTTER LAMP CLOSE")
+    assert ref(h) == 0.0 and h.optics.reference_current_na() > 0
+    h1, ex1, em1 = make(clock, seed=7)                        # same seed: same readings
+    h2, ex2, em2 = make(clock, seed=7)
+    for hh, e1, e2 in ((h1, ex1, em1), (h2, ex2, em2)):
+        setup(hh, e1, e2, ex_nm=450.0)
+    assert [ref(h1) for _ in range(3)] == [ref(h2) for _ in range(3)]
+
+
+def test_standard_lamp_in_the_holder_is_a_3000_k_grey_body_seen_through_the_pmt(clock):
+    h, ex, em = make(clock)
+    setup(h, ex, em, em_nm=1200.0, holder="LAMP", lamp="CLOSE", gate=1.0)
+    rate = h.signal_rate_cps()
+    assert rate == pytest.approx(h.optics.standard_lamp_rate_cps()) and 3e4 < rate < 1e5
+    counts, flags = count(h)
+    counted = h.count_rate_cps()[0]                          # lamp + dark, PMT saturation
+    assert counted > rate and flags == 0 and abs(counts - counted) < 5 * np.sqrt(counted)
+    h.reply("SHUTTER LAMP OPEN")                             # the Xe beam adds nothing here
+    assert h.signal_rate_cps() == pytest.approx(rate)
+    mono(em, 700.0)                                          # QE 0 at 700 nm
+    assert h.signal_rate_cps() == 0.0
+    # photon Planck at 3000 K: maximum near 3670 µm K / 3000 K ≈ 1223 nm
+    lam = np.arange(400.0, 2500.0, 1.0)
+    assert abs(lam[np.argmax(standard_lamp_flux(lam))] - 1223.0) < 3.0
+    h.reply("SHUTTER DETECTOR CLOSE")
+    assert h.signal_rate_cps() == 0.0

@@ -319,3 +319,31 @@ def test_tail_fit_and_energy_transfer_bad_input(small):
         energy_transfer_efficiency(122.0, 1.0, 0.0, 1.0)
     with pytest.raises(ValueError, match=r"tau_da_err=-1\.0 is out of range; allowed range: >= 0"):
         energy_transfer_efficiency(122.0, -1.0, 134.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the tail-fit cross-check beside every reconvolution (spinlight.analysis.pl_run)
+def test_reconvolution_runs_the_tail_cross_check_and_flags_a_disagreement():
+    from dataclasses import replace
+
+    from spinlight.analysis.pl_run import DecayData, analyze_decay, tail_cross_check
+    rng = np.random.default_rng(8)
+    t, y, irf = simulate(rng, [134.0], [1e4], 0.25, 3072, shift_ns=0.1)
+    a = analyze_decay(DecayData(t, y, "sample"), (t, irf), profile=False)
+    tail = a.tail
+    assert a.fit_kind == "reconvolution" and tail["tail_compared"] == "tau1"
+    assert tail["tail_tau_ns"] == pytest.approx(134.0, rel=0.02) and tail["tail_agrees"]
+    assert tail["tail_delta_sigma"] < 3.0 and tail["tail_start_ns"] > t[np.argmax(irf)] + 2.0
+    assert {"tail_tau_ns", "tail_tau_err_ns", "tail_agrees"} <= set(a.scalars())
+    # a reconvolution τ 10 combined σ away from the tail's is flagged
+    sigma = math.hypot(tail["tail_tau_err_ns"], a.fit.stderr["tau1"])
+    off = replace(a.fit, params={**a.fit.params, "tau1": tail["tail_tau_ns"] + 10 * sigma})
+    bad = tail_cross_check(t, y, a.irf_counts, off)
+    assert not bad["tail_agrees"] and bad["tail_delta_sigma"] == pytest.approx(10.0, rel=1e-6)
+    # two lifetimes: the tail starts after 5 of the shorter ones and is compared with the longer
+    t, y, irf = simulate(rng, [20.0, 200.0], [4e3, 4e3], 0.5, 3072)
+    two = analyze_decay(DecayData(t, y, "sample", n_exp=2), (t, irf), profile=False).tail
+    assert two["tail_compared"] == "tau2" and two["tail_start_ns"] > t[np.argmax(y)] + 95.0
+    assert two["tail_agrees"] and two["tail_tau_ns"] == pytest.approx(200.0, rel=0.03)
+    # without an IRF the fit is a tail fit already: no cross-check
+    assert analyze_decay(DecayData(t, y, "sample"), None, profile=False).tail == {}

@@ -84,6 +84,20 @@ def test_position_height_fwhm_and_area_of_gaussians_between_samples():
     assert [b.integral_cps_nm for b in r.bands] == [pytest.approx(a, rel=0.01) for a in area]
 
 
+@pytest.mark.parametrize("step_nm", [1.0, 2.0, 4.0])
+def test_the_peak_of_an_asymmetric_band_is_not_pulled_to_its_long_flank(step_nm):
+    # the mCB-Yb band (steep blue edge, long red tail), noise-free, at 8 grid offsets: the
+    # vertex of the symmetric-window parabola is within half a step of the model maximum
+    model = get_luminescence("mCB-Yb")
+    fine = np.arange(950.0, 1100.0, 0.005)
+    true_nm = fine[np.argmax(model.emission_spectrum(fine, excitation_nm=375.0))]
+    for offset in np.arange(8) / 8.0:
+        x = np.arange(900.0 + offset * step_nm, 1150.0, step_nm)
+        y = model.emission_spectrum(x, excitation_nm=375.0)
+        pos = analyze_spectrum(x, y / y.max() * 1e5).main_peak.position_nm
+        assert abs(pos - true_nm) < 0.5 * step_nm, (offset, pos, true_nm)
+
+
 def test_dark_rate_is_subtracted_before_integrating():
     x = np.linspace(900.0, 1100.0, 201)
     y = gauss(x, 1000.0, 15.0, 5e3)

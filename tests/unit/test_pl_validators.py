@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 
 from spinlight.demo_pl import connect_pl
@@ -18,6 +19,7 @@ from spinlight.plans.checks import PlanArgumentError
 from spinlight.plans.lifetime import instrument_response, lifetime_decay
 from spinlight.plans.pl import emission_spectrum, excitation_spectrum
 from spinlight.simulators.lab import SimulatedLab
+from spinlight.simulators.samples.decay_physics import NirPmt
 
 SAMPLE = Sample(name="mCB-Nd", mass_mg=5.0, molar_mass_g_per_mol=2589.0, ions={"Nd": 3})
 
@@ -85,8 +87,9 @@ BAD = [
      [("peak_counts", ["peak_counts=10.0 counts", "100.0..100000000.0"]),
       ("channels", ["channels=1000 is not allowed", "1024, 2048, 4096"])]),
     ("instrument_response", dict(repetition_rate_hz=5e6),
-     [("repetition_rate_hz", ["repetition_rate_hz=5000000.0 Hz", "1.0..1492537",
-                              "5 x the longest expected lifetime 134 ns"])]),
+     [("repetition_rate_hz", ["repetition_rate_hz=5000000.0 Hz is outside the allowed range "
+                              "1..1493000 Hz (the laser's limits, and 5 x the longest expected "
+                              "lifetime 134 ns per period)"])]),
     ("instrument_response", dict(expected_lifetime_ns=[134.0, -1.0]),
      [("expected_lifetime_ns", ["expected_lifetime_ns[1]=-1.0 ns", "0.01..1000000.0 ns"])]),
     ("instrument_response", dict(max_acquisition_s=0.0, preview_s=100.0, intensity_permille=0,
@@ -97,14 +100,21 @@ BAD = [
       ("continues", ["continues=5 must be the uid"])]),
     ("lifetime_decay", dict(emission_nm=3000.0, n_exp=4, irf=""),
      [("emission_nm", ["emission_nm=3000.0 nm (emission monochromator)", "0.0..2800.0"]),
-      ("n_exp", ["n_exp=4", "1..3"]),
+      ("n_exp", ["n_exp=4 is not allowed; choose one of [1, 2, 3]"]),
       ("irf", ["irf=''", "'measure', an IRF run uid or None"])]),
     ("lifetime_decay", dict(irf=7), [("irf", ["irf=7 must be 'measure'"])]),
     ("lifetime_decay", dict(expected_lifetime_ns=608.0, repetition_rate_hz=5e6,
                             max_count_fraction=0.2, emission_slit_um=1.0),
      [("max_count_fraction", ["max_count_fraction=0.2", "0.0001..0.05"]),
       ("emission_slit_um", ["emission_slit_um=1.0 um", "10.0..3000.0"]),
-      ("repetition_rate_hz", ["repetition_rate_hz=5000000.0 Hz", "1.0..328947"])]),
+      ("repetition_rate_hz", ["repetition_rate_hz=5000000.0 Hz", "range 1..328900 Hz ("])]),
+    # the emission monochromator reaches 600 nm, the NIR-PMT does not respond there
+    ("lifetime_decay", dict(emission_nm=600.0),
+     [("emission_nm", ["emission_nm=600.0 nm is outside the allowed ranges 300..450, 950..1700 "
+                       "nm (detector sensitive ranges)"])]),
+    ("lifetime_decay", dict(n_exp=1.5),
+     [("n_exp", ["n_exp=1.5 is not allowed; choose one of [1, 2, 3]"])]),
+    ("lifetime_decay", dict(n_exp=True), [("n_exp", ["n_exp=True is not allowed"])]),
     ("lifetime_decay", dict(expected_lifetime_ns=2.0e6),
      [("expected_lifetime_ns", ["expected_lifetime_ns[0]=2000000.0 ns", "0.01..1000000.0"])]),
 ]
@@ -148,7 +158,7 @@ def test_validators_return_what_the_plans_use():
     assert s.repetition_rate_hz <= 1e9 / (LIFETIME_PERIODS * 134.0)       # 5 lifetimes per period
     assert s.window_ns >= 1e9 / s.repetition_rate_hz and s.channels == 4096
     assert irf.options == {"peak_counts": 1e4, "max_acquisition_s": 600.0,
-                           "max_count_fraction": 0.01, "preview_s": 0.2,
+                           "max_count_fraction": 0.05, "preview_s": 0.2,
                            "emission_slit_um": 500.0, "intensity_permille": 100}
     decay = checks.validate_lifetime_decay(**options("lifetime_decay",
                                                      expected_lifetime_ns=[134.0, 608.0]))
@@ -215,6 +225,12 @@ def test_the_connected_bench_lies_inside_the_widest_bench(bench):
     assert decay["base_resolution_ps"] >= checks.HARP_BASE_RESOLUTION_PS
     assert decay["laser_wavelength_nm"] == pytest.approx(375.0, abs=10.0)
     assert decay["lifetime_periods"] == LIFETIME_PERIODS
+    # the detector ranges the plans check: where the simulated NIR-PMT responds, 600 nm not
+    assert decay["detector_ranges_nm"] == checks.NIR_PMT_RANGES_NM
+    pmt = NirPmt()
+    for lo, hi in decay["detector_ranges_nm"]:
+        assert np.all(pmt.quantum_efficiency(np.linspace(lo, hi, 50)[:-1]) > 0)
+    assert pmt.quantum_efficiency(600.0) == 0
 
 
 @pytest.mark.parametrize("plan_name, bad, expected", BAD,
