@@ -104,7 +104,8 @@ def plot_spectra(spectra, *, labels: Sequence[str] | None = None, normalise: boo
     for scan, a in panel.items():
         a.set_xlabel(_XLABEL[scan])
         a.set_ylabel("normalised intensity" if normalise else "net count rate (cps)")
-        a.set_ylim(bottom=min(0.0, a.get_ylim()[0]), top=a.get_ylim()[1] * 1.08)
+        # headroom above the highest peak for the peak labels and the legend
+        a.set_ylim(bottom=min(0.0, a.get_ylim()[0]), top=a.get_ylim()[1] * 1.35)
         a.legend(fontsize=7, frameon=False)
     if title and len(axes) > 1:
         axes[0].figure.suptitle(title)
