@@ -8,7 +8,8 @@ The PL plans describe their data in the start document (``pl_design.md``):
   ``repetition_rate_hz``, ``n_exp`` and ``dark_cps``.
 * ``emission_spectrum`` / ``excitation_spectrum``: ``start["spectrum"]`` names the scanned
   wavelength readback (``wavelength_key``, nm) and the count rate (``signal_key``, cps), with
-  ``scan``, ``fixed_nm`` and ``dark_cps``.
+  ``scan``, ``fixed_nm``, ``dark_cps`` and the counter's ``saturation_count_rate_cps``: the
+  rates (signal and dark) are corrected for counting losses (:mod:`.pmt_linearity`) on reading.
 
 ``columns`` maps each primary data key to its values per event (a histogram column is a list of
 arrays, or one array for a single event). :func:`analyze_decay` fits a decay by reconvolution
@@ -26,6 +27,7 @@ import numpy as np
 
 from .lifetime_fit import TAIL_START_FWHM, DecayFitResult, fit_decay, tail_fit
 from .pl_spectra import SpectrumResult, analyze_spectrum
+from .pmt_linearity import saturation_from_start, true_count_rate
 from .results import json_safe
 
 DECAY_PLANS = ("lifetime_decay", "instrument_response")
@@ -128,7 +130,9 @@ def decay_from_columns(start: Mapping, columns: Mapping[str, Any]) -> DecayData:
 
 @dataclass
 class SpectrumData:
-    """A scanned spectrum: wavelength (nm), count rate (cps) and its metadata."""
+    """A scanned spectrum: wavelength (nm), count rate (cps) and its metadata. ``signal_cps``
+    and ``dark_cps`` are corrected for the counter's losses when the run recorded its
+    ``saturation_count_rate_cps``; ``measured_cps`` keeps the rates as counted."""
 
     wavelength_nm: np.ndarray
     signal_cps: np.ndarray
@@ -137,6 +141,18 @@ class SpectrumData:
     fixed_nm: float | None = None
     uid: str | None = None
     sample_name: str = ""
+    measured_cps: np.ndarray | None = None
+    saturation_count_rate_cps: float | None = None
+
+    @property
+    def linearity_scalars(self) -> dict:
+        """The counting-loss correction applied: saturation rate and largest correction (%)."""
+        if self.saturation_count_rate_cps is None or self.measured_cps is None:
+            return {"linearity_corrected": False}
+        gain = self.signal_cps / np.where(self.measured_cps > 0, self.measured_cps, np.inf)
+        return {"linearity_corrected": True,
+                "saturation_count_rate_cps": self.saturation_count_rate_cps,
+                "linearity_correction_max_percent": float(100.0 * max(gain.max() - 1.0, 0.0))}
 
     def analyze(self, **kwargs) -> SpectrumResult:
         """:func:`analyze_spectrum` on this scan (``bands``, ``min_prominence`` pass through)."""
@@ -148,12 +164,18 @@ def spectrum_from_columns(start: Mapping, columns: Mapping[str, Any]) -> Spectru
     """The (wavelength, rate) points of an emission or excitation scan."""
     sec = _section(start, "spectrum")
     dark = _opt_float(sec.get("dark_cps"))
+    dark = 0.0 if dark is None else dark
+    wavelength = np.asarray(_column(columns, sec, "wavelength_key", "spectrum"), float)
+    measured = np.asarray(_column(columns, sec, "signal_key", "spectrum"), float)
+    saturation = saturation_from_start(start)
+    signal = measured
+    if saturation is not None:
+        signal, dark = true_count_rate(measured, saturation), float(true_count_rate(dark, saturation))
     return SpectrumData(
-        wavelength_nm=np.asarray(_column(columns, sec, "wavelength_key", "spectrum"), float),
-        signal_cps=np.asarray(_column(columns, sec, "signal_key", "spectrum"), float),
-        scan=str(sec.get("scan")), dark_cps=0.0 if dark is None else dark,
+        wavelength_nm=wavelength, signal_cps=signal, scan=str(sec.get("scan")), dark_cps=dark,
         fixed_nm=_opt_float(sec.get("fixed_nm")), uid=start.get("uid"),
-        sample_name=_sample_name(start))
+        sample_name=_sample_name(start), measured_cps=measured,
+        saturation_count_rate_cps=saturation)
 
 
 @dataclass
@@ -166,11 +188,11 @@ class SpectrumRunAnalysis:
 
     def scalars(self) -> dict:
         return json_safe({**self.result.scalars(), "sample_name": self.data.sample_name,
-                          "fixed_nm": self.data.fixed_nm})
+                          "fixed_nm": self.data.fixed_nm, **self.data.linearity_scalars})
 
     def to_dict(self) -> dict:
         return json_safe({**self.result.to_dict(), "sample_name": self.data.sample_name,
-                          "fixed_nm": self.data.fixed_nm})
+                          "fixed_nm": self.data.fixed_nm, **self.data.linearity_scalars})
 
 
 def rebin_irf(irf_time_ns, irf_counts, time_ns) -> np.ndarray:

@@ -29,6 +29,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import _validate as check
+from .column_text import read_xy_table
+from .pmt_linearity import saturation_from_start, true_count_rate, true_count_rate_slope
 from .results import format_table, format_value, json_safe
 from .standard_lamp import LampCertificate, bench_certificate
 
@@ -166,26 +168,8 @@ class SpectralResponse:
         """A response from a text file of 2 (factory file) or 3 columns, ``#`` comments;
         header keys written by :meth:`to_file` are read back."""
         path = Path(path)
-        meta, rows = {}, []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            text = line.strip()
-            if text.startswith("#"):
-                key, sep, value = text[1:].partition(":")
-                meta[key.strip()] = value.strip() if sep else None
-                continue
-            if not text:
-                continue
-            try:
-                values = [float(v) for v in text.replace(",", " ").split()]
-            except ValueError:
-                values = []
-            if len(values) not in (2, 3):
-                raise ValueError(f"{path} line {n}: {text!r}; allowed: 'wavelength_nm "
-                                 "sensitivity [uncertainty]' (2 or 3 numbers)")
-            rows.append(values + [0.0] * (3 - len(values)))
-        if len(rows) < 2:
-            raise ValueError(f"{path} has {len(rows)} data rows; allowed: at least 2")
-        tab = np.asarray(rows)
+        meta, tab = read_xy_table(path.read_text(encoding="utf-8"), where=str(path),
+                                  columns="wavelength_nm  sensitivity  [uncertainty]")
         opt = lambda k, f: f(meta[k]) if meta.get(k) else None   # noqa: E731
         return cls(tab[:, 0], tab[:, 1], tab[:, 2], kind=kind, source="file", file=str(path),
                    uid=opt("uid", str), standard=opt("standard", str),
@@ -258,9 +242,14 @@ def response_from_run(start: Mapping, columns: Mapping[str, Any], *,
     x, rate = x[order], rate[order]
     dark = float((start.get("spectrum") or {}).get("dark_cps") or 0.0)
     gate = (start.get("plan_args") or {}).get("gate_s")
+    saturation = saturation_from_start(start)
+    measured, slope = rate, 1.0
+    if saturation is not None:                 # counting losses, as in the spectra
+        slope = true_count_rate_slope(measured, saturation)
+        rate, dark = true_count_rate(measured, saturation), float(true_count_rate(dark, saturation))
     net = rate - dark
-    if gate:
-        net_err = np.sqrt(np.clip(rate, 0, None) / gate + max(dark, 0.0) / gate)
+    if gate:                                   # Poisson σ of the measured counts, through dR/dm
+        net_err = np.sqrt(np.clip(measured, 0, None) / gate * slope ** 2 + max(dark, 0.0) / gate)
         how = f"Poisson counts in {float(gate):g} s gates"
     else:
         from .pl_spectra import _noise        # the same noise model as the spectra
@@ -275,7 +264,8 @@ def response_from_run(start: Mapping, columns: Mapping[str, Any], *,
                             uid=start.get("uid"), standard=cert.id,
                             emission_slit_um=None if slit is None else float(slit),
                             grating_g_per_mm=None if grooves is None else int(grooves),
-                            extras={"dark_cps": dark, "uncertainty": how + " (+) certificate"})
+                            extras={"dark_cps": dark, "uncertainty": how + " (+) certificate",
+                                    "saturation_count_rate_cps": saturation})
 
 
 __all__ = ["MIN_RELATIVE_SENSITIVITY", "MIN_SIGNIFICANCE", "RESPONSE_PLANS", "SpectralResponse",

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from .column_text import read_xy_table
+
 #: h·c (J nm): photons per joule at λ = λ / hc.
 HC_J_NM = 1.98644586e-16
 
@@ -175,23 +177,8 @@ class LampCertificate:
     @classmethod
     def parse(cls, text: str, *, source: str = "") -> LampCertificate:
         """A certificate from its text (format in the module docstring)."""
-        meta, rows = {}, []
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if line.startswith("#"):
-                key, sep, value = line[1:].partition(":")
-                if sep:
-                    meta[key.strip().lower()] = value.strip()
-            elif line:
-                try:
-                    values = [float(v) for v in line.split()]
-                except ValueError:
-                    values = []
-                if len(values) not in (2, 3):
-                    raise ValueError(f"certificate {source or '(text)'} line {n}: {line!r}; "
-                                     "allowed: 'wavelength_nm irradiance [uncertainty_%]'")
-                rows.append(values + [0.0] * (3 - len(values)))
-        tab = np.asarray(rows, dtype=float).reshape(-1, 3)
+        meta, tab = read_xy_table(text, where=f"certificate {source or '(text)'}",
+                                  columns="wavelength_nm  irradiance  [uncertainty_%]")
         if tab.shape[0] < 2 or np.any(np.diff(tab[:, 0]) <= 0) or np.any(tab[:, 1] <= 0) \
                 or not np.all(np.isfinite(tab)):
             raise ValueError(f"certificate {source or '(text)'} has {tab.shape[0]} rows; allowed: "

@@ -138,6 +138,7 @@ def check_points(campaign, expected: dict[int, int], *, complete: bool) -> list[
 
 _FAULT = re.compile(r"simulated fault start: (\w+) on (\w+)")
 _LAB = re.compile(r"simulated faults on this lab: (\d+) injected .*?, (\d+) due but not injected")
+_REACH = re.compile(r"\(\+(\d+) s on this lab\)|due but not injected, \+(\d+) s")
 _END = re.compile(r"spinlight\.campaign: campaign '.*' (\w+): .*; (\d+) points, ([\d.]+) h "
                   r"instrument time")
 
@@ -158,7 +159,8 @@ def log_stats(log: pathlib.Path) -> dict:
             "failed": len(re.findall(r"ERROR +spinlight\.campaign: measurement \d+ .* failed", text)),
             "failures": re.findall(r"ERROR +spinlight\.campaign: (measurement \d+ .* failed.*)", text),
             "instrument_h": sum(float(h) for _, _, h in ends),
-            "status": ends[-1][0] if ends else None}
+            "status": ends[-1][0] if ends else None,
+            "lab_reach_s": max((float(a or b) for a, b in _REACH.findall(text)), default=0.0)}
 
 
 def expected_points(campaign) -> dict[int, int]:

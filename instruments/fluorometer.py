@@ -19,7 +19,8 @@ reading up to a bound for those. Ophyd side:
   instrument confirms and the read-back matches; the value is the read-back.
 - :class:`PhotonCounter`: ``trigger()`` returns a status that a background thread finishes
   after ``COUNT?``; readings ``counts``, ``count_rate_cps`` (hinted), ``overload``, ``flags``;
-  ``gate_s`` (config). An overload (count rate above the PMT saturation) is reported with
+  ``gate_s`` and ``saturation_count_rate_cps`` (config, for the analysis' counting-loss
+  correction). An overload (count rate above the PMT saturation) is reported with
   ``overload=True`` (the PMT high voltage trips off); counting with HV off fails the status
   with an :class:`InstrumentError` saying so.
 - :class:`ReferenceDetector`: the reference photodiode behind a beam splitter after the
@@ -49,6 +50,11 @@ GATE_RANGE_S = (0.001, 100.0)
 #: 500-950 nm is blind (the Nd 880 nm band is invisible). Assumed, as the detector model.
 NIR_PMT_RANGES_NM = ((300.0, 450.0), (950.0, 1700.0))
 FLAG_OVERLOAD, FLAG_DETECTOR_CLOSED, FLAG_HV_OFF = 1, 2, 4
+#: The counter's saturation count rate (cps; 1/dead time: measured = R/(1 + R/R_sat)). Not
+#: readable over the wire: set ``counter.saturation_count_rate_cps`` from the detector's data
+#: sheet or a linearity measurement. Default: the simulated NIR-PMT's (ASSUMED).
+PMT_SATURATION_COUNT_RATE_CPS = 1.0e6
+SATURATION_RANGE_CPS = (1.0e4, 1.0e10)
 #: Bounds (s) on replies that come after an action: shutter (0.05 s), sample changer (5 s);
 #: ``COUNT?`` gets its gate plus the margin.
 SHUTTER_MAX_S, HOLDER_MAX_S, REPLY_MARGIN_S = 1.0, 10.0, 5.0
@@ -283,6 +289,21 @@ class HighVoltage(_HousingSetting):
         return self.driver.get_hv()
 
 
+class _Saturation(Signal):
+    """Counter saturation rate (cps), configuration only: nothing is sent."""
+
+    def put(self, value, **kwargs):
+        lo, hi = SATURATION_RANGE_CPS
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not lo <= v <= hi:
+            raise ValueError(f"saturation_count_rate_cps={value!r} is out of range; allowed range: "
+                             f"{lo:g}..{hi:g} cps")
+        super().put(v, **kwargs)
+
+
 class _Gate(Signal):
     """Counter gate (s, 0.001..100, 1 ms resolution)."""
 
@@ -302,6 +323,7 @@ class PhotonCounter(Device):
     overload = Cpt(Signal, value=False, kind="normal")
     flags = Cpt(Signal, value=0, kind="normal")
     gate_s = Cpt(_Gate, value=float("nan"), tolerance=5e-4, kind="config")
+    saturation_count_rate_cps = Cpt(_Saturation, value=PMT_SATURATION_COUNT_RATE_CPS, kind="config")
 
     def __init__(self, *args, driver: HousingDriver, **kwargs):
         self.driver = driver

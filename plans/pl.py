@@ -22,8 +22,8 @@ beam after the excitation monochromator), so an excitation spectrum can be norma
 (lamp profile, bandpass and drift) and an emission spectrum's lamp stability checked.
 
 Start documents carry ``start["spectrum"]`` (``scan``, ``wavelength_key``, ``signal_key``,
-``reference_key``, ``fixed_nm``, ``dark_cps``) so the analysis finds its columns without knowing
-device names. The emission correction (the standard lamp scan) is :mod:`.pl_correction`.
+``reference_key``, ``fixed_nm``, ``dark_cps``, ``saturation_count_rate_cps``) so the analysis
+finds its columns and corrects counting losses without knowing device names. The emission correction (the standard lamp scan) is :mod:`.pl_correction`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def _scan(plan_name, fl, sample, *, fixed: tuple[str, float], gate_s, excitation
         yield from _prepare(fl, gate_s, excitation_slit_um, emission_slit_um)
         yield from bps.mv(fixed_axis, fixed_nm, scan_axis, todo[0])
         dark = yield from dark_count_rate(fl)
+        saturation = yield from bps.rd(fl.counter.saturation_count_rate_cps)
         start_md = {
             "plan_name": plan_name, "plan_args": plan_args, "measurement": plan_name,
             "instrument": "FluoTime300", "sample": sample.to_md(),
@@ -104,7 +105,8 @@ def _scan(plan_name, fl, sample, *, fixed: tuple[str, float], gate_s, excitation
                          "wavelength_key": scan_axis.name,
                          "signal_key": fl.counter.count_rate_cps.name,
                          "reference_key": fl.reference.current_nA.name,
-                         "fixed_nm": float(fixed_nm), "dark_cps": dark},
+                         "fixed_nm": float(fixed_nm), "dark_cps": dark,
+                         "saturation_count_rate_cps": float(saturation)},
             "hints": {"dimensions": [([scan_axis.name], "primary")]},
         }
         start_md.update(extra_md)

@@ -15,7 +15,8 @@ on the lamp; the spectrum plans move it back to the sample.
 
 The start document names the run a spectral-response measurement: ``measurement =
 "spectral_response"``, ``start["spectrum"]`` (as the spectrum plans: ``scan="emission"``,
-``wavelength_key``, ``signal_key``, ``dark_cps``) and ``start["spectral_response"]``
+``wavelength_key``, ``signal_key``, ``dark_cps``, ``saturation_count_rate_cps``) and
+``start["spectral_response"]``
 (``kind="emission"``, ``source="standard_lamp"``, ``standard``: the lamp's certificate id,
 ``emission_slit_um``, ``grating_g_per_mm``: the emission grating).
 """
@@ -63,6 +64,7 @@ def emission_correction(fl, sample=None, *, start_nm: float, stop_nm: float, ste
         yield from bps.trigger(fl.counter, wait=True)   # dark: detector shutter closed
         dark = yield from bps.read(fl.counter)
         _raise_on_overload(fl, dark, "dark count")
+        saturation = yield from bps.rd(fl.counter.saturation_count_rate_cps)
         start_md = {
             "plan_name": "emission_correction", "plan_args": plan_args,
             "measurement": "spectral_response", "instrument": "FluoTime300",
@@ -70,7 +72,8 @@ def emission_correction(fl, sample=None, *, start_nm: float, stop_nm: float, ste
             "num_points": len(wavelengths),
             "spectrum": {"scan": "emission", "wavelength_key": axis.name,
                          "signal_key": fl.counter.count_rate_cps.name, "fixed_nm": None,
-                         "dark_cps": float(dark[fl.counter.count_rate_cps.name]["value"])},
+                         "dark_cps": float(dark[fl.counter.count_rate_cps.name]["value"]),
+                         "saturation_count_rate_cps": float(saturation)},
             "spectral_response": {"kind": "emission", "source": "standard_lamp",
                                   "standard": standard,
                                   "emission_slit_um": float(emission_slit_um),

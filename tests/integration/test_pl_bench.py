@@ -10,10 +10,10 @@ import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 
+from pl_benches import connect_fl
 from spinlight.analysis.lifetime_fit import tail_fit
 from spinlight.instruments.errors import InstrumentError
 from spinlight.instruments.laser import connect_taiko
-from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.simulators.clock import VirtualClock
 from spinlight.simulators.lab import SimulatedLab
@@ -23,14 +23,6 @@ from spinlight.simulators.samples.decay_physics import NirPmt
 
 DARK_CPS = NirPmt().dark_count_rate_cps        # the NIR-PMT's dark rate (cps)
 SYNC_DELAY_NS = 5.0
-
-
-def connect_fl(ep, **kw):
-    fl = connect_spectrofluorometer(ep["excitation_mono"]["url"], ep["emission_mono"]["url"],
-                                    ep["housing"]["url"], **kw)
-    for mono in (fl.excitation, fl.emission):
-        mono.wavelength.poll_interval_s.put(0.005)
-    return fl
 
 
 @pytest.fixture

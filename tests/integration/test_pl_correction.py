@@ -9,34 +9,23 @@ import numpy as np
 import pytest
 from bluesky import RunEngine
 
+from pl_benches import fluorometer_bench
+
 from spinlight.analysis.pl_streaming import make_pl_analysis_router
 from spinlight.analysis.spectral_correction import SpectralResponse
 from spinlight.analysis.standard_lamp import CERTIFICATE_ID
-from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.plans import Sample
 from spinlight.plans.checks import PlanArgumentError
 from spinlight.plans.pl import emission_spectrum, excitation_spectrum
 from spinlight.plans.pl_correction import STANDARD_LAMP, emission_correction
-from spinlight.simulators.clock import VirtualClock
-from spinlight.simulators.pl_bench import PLBench
-from spinlight.simulators.samples import get_luminescence
 
 SAMPLE = Sample(name="mCB-Yb", mass_mg=5.0, molar_mass_g_per_mol=2428.0, ions={"Yb": 3})
 
 
 @pytest.fixture(scope="module")
 def bench():
-    clock = VirtualClock(2000.0, freeze_when_idle=True)
-    pl = PLBench(clock, get_luminescence("mCB-Yb"), seed=11)
-    ep = pl.start()
-    fl = connect_spectrofluorometer(ep["excitation_mono"]["url"], ep["emission_mono"]["url"],
-                                    ep["housing"]["url"])
-    for mono in (fl.excitation, fl.emission):
-        mono.wavelength.poll_interval_s.put(0.005)
-    yield pl, fl
-    fl.close()
-    pl.stop()
-    clock.stop()
+    with fluorometer_bench("mCB-Yb", seed=11) as pl_fl:
+        yield pl_fl
 
 
 @pytest.fixture(scope="module")

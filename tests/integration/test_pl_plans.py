@@ -15,9 +15,9 @@ from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from bluesky.utils import FailedStatus, Msg, RunEngineInterrupted
 from documents import runs_of
+from pl_benches import connect_fl
 from spinlight.analysis.pl_streaming import make_pl_analysis_router
 from spinlight.instruments.laser import connect_taiko
-from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.plans import Sample
 from spinlight.plans.lifetime import (DecaySettings, dark_floor, decay_settings, lifetime_decay,
@@ -34,10 +34,7 @@ def make_bench(speed=2000.0, preset="mCB-Nd", seed=5):
     clock = VirtualClock(speed, freeze_when_idle=True)
     pl = PLBench(clock, get_luminescence(preset), seed=seed)
     ep = pl.start()
-    fl = connect_spectrofluorometer(ep["excitation_mono"]["url"], ep["emission_mono"]["url"],
-                                    ep["housing"]["url"])
-    for mono in (fl.excitation, fl.emission):
-        mono.wavelength.poll_interval_s.put(0.005)
+    fl = connect_fl(ep)
     det = connect_tcspc(ep["hydraharp"]["host"], ep["hydraharp"]["port"], rate_settle_s=0.01)
     laser = connect_taiko(ep["taiko"]["host"], ep["taiko"]["port"])
     return clock, pl, fl, det, laser

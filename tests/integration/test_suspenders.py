@@ -20,13 +20,13 @@ from ophyd import Signal
 
 import MultiPyVu.MultiVuClient_base as _client_base
 
+from pl_benches import connect_fl
 from polling import wait_for
 from spinlight.instruments.errors import ConnectionLost
 from spinlight.instruments.laser import connect_taiko
 from spinlight.instruments.mpms3_device import connect_mpms3
 from spinlight.instruments.ppms_device import connect_ppms, ppms_ac_detector
 from spinlight.instruments.retry import RetryPolicy
-from spinlight.instruments.spectrofluorometer import connect_spectrofluorometer
 from spinlight.instruments.tcspc import connect_tcspc
 from spinlight.plans import Sample, m_h
 from spinlight.plans.ac import ac_frequency_sweep, ppms_ac_station
@@ -420,10 +420,7 @@ def test_laser_interlock_suspends_the_decay_which_is_acquired_again_once(tmp_pat
     with SimulatedLab(speed=SPEED, seed=5, sample="mCB-Nd", mass_mg=5.0,
                       data_dir=tmp_path / "sim") as lab:
         ep = lab.endpoints["pl"]
-        fl = connect_spectrofluorometer(ep["excitation_mono"]["url"], ep["emission_mono"]["url"],
-                                        ep["housing"]["url"])
-        for mono in (fl.excitation, fl.emission):
-            mono.wavelength.poll_interval_s.put(0.005)
+        fl = connect_fl(ep)
         tcspc = connect_tcspc(ep["hydraharp"]["host"], ep["hydraharp"]["port"], rate_settle_s=0.01)
         laser = connect_taiko(ep["taiko"]["host"], ep["taiko"]["port"])
         laser.start_monitor(0.01)
