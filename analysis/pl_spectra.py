@@ -12,10 +12,11 @@ dark rate (cps) measured with the detector shutter closed; the net signal is ``s
   taken for a peak) and the integral errors.
 * Peaks: local maxima whose prominence and net height are ≥ ``min_prominence`` (default
   :data:`PROMINENCE_SIGMA` × σ_i; the height condition rejects the extremes of pure noise).
-  Position and height from a least-squares parabola through the highest sample and k ≥ 1
+  Position and height from a weighted least-squares fit through the highest sample and k ≥ 1
   points on each side, all ≥ :data:`TOP_FRACTION` of the maximum: a satellite band 2–3 widths
-  away does not pull it, nor (symmetric window) an asymmetric band's long flank (noise-free
-  mCB-Yb band: < 0.3 step off). FWHM: where the net signal crosses half the height (linear
+  away does not pull it, nor (symmetric window) an asymmetric band's long flank. A parabola,
+  or for a skewed band (half widths differing by > :data:`SKEW_FRACTION` of the FWHM) a cubic:
+  noise-free mCB-Yb band < 0.09 step off (parabola: 0.28). FWHM: where the net signal crosses half the height (linear
   interpolation); None if it does not within the scan or if a higher peak lies above half
   height on the way (a shoulder).
 * Bands: explicit (lo, hi) nm pairs, or by default the contiguous regions above
@@ -57,6 +58,7 @@ BAND_SIGMA = 3.0           # default band threshold, × σ0
 BAND_FLOOR = 1e-3          # … but at least this × the highest net signal (noise-free data)
 BAND_GAP = 2               # below-threshold points closed inside a band
 TOP_FRACTION = 0.8         # peak top used for the parabola
+SKEW_FRACTION = 0.1        # |red − blue half width| / FWHM above which a band is skewed
 
 
 @dataclass(frozen=True)
@@ -246,25 +248,31 @@ def _noise(y) -> tuple[float, np.ndarray]:
     return sigma0, np.sqrt(sigma0 ** 2 + theta[1] * np.clip(y, 0.0, None))
 
 
-def _vertex(x, y, i) -> tuple[float, float]:
-    """Least-squares parabola through the top of the peak at index ``i``: (position, height);
-    symmetric (k ≥ 1 points each side): a one-sided window follows an asymmetric band's flank."""
+def _vertex(x, y, i, *, skewed: bool) -> tuple[float, float]:
+    """Least-squares fit through the top of the peak at index ``i``: (position, height).
+    Symmetric window (k ≥ 1 points each side: a one-sided window follows an asymmetric band's
+    flank); a parabola, or for a ``skewed`` band with ≥ 5 points a cubic (its odd term follows
+    the skew: half the parabola's bias, at some cost in noise, hence only when skewed)."""
     if i == 0 or i == y.size - 1:                 # at the scan's edge: keep the sample
         return float(x[i]), float(y[i])
     level, k = TOP_FRACTION * y[i], 1
     while i - k > 0 and i + k < y.size - 1 and min(y[i - k - 1], y[i + k + 1]) >= level:
         k += 1
     xs, ys = x[i - k:i + k + 1] - x[i], y[i - k:i + k + 1]
-    a, b, c = np.polyfit(xs, ys, 2)
-    if a >= 0:                                    # flat or noisy top: keep the sample
+    fit = np.polyfit(xs, ys, 3 if skewed and xs.size >= 5 else 2)
+    slope = np.polyder(fit)
+    roots = np.roots(slope)
+    roots = roots[np.isreal(roots)].real
+    roots = roots[(roots >= xs[0]) & (roots <= xs[-1]) & (np.polyval(np.polyder(slope), roots) < 0)]
+    if roots.size == 0:                           # flat or noisy top: keep the sample
         return float(x[i]), float(y[i])
-    v = float(np.clip(-b / (2.0 * a), xs[0], xs[-1]))
-    return float(x[i] + v), float(c + b * v + a * v * v)
+    v = float(roots[np.argmin(np.abs(roots))])
+    return float(x[i] + v), float(np.polyval(fit, v))
 
 
-def _half_width(x, y, i, height, higher: set[int]) -> float | None:
-    """Width (nm) at half ``height``; None past the scan or where the walk reaches a higher
-    accepted peak (index in ``higher``)."""
+def _half_edges(x, y, i, height, higher: set[int]) -> tuple[float, float] | None:
+    """(blue, red) wavelengths (nm) where the band falls to half ``height``; None past the scan
+    or where the walk reaches a higher accepted peak (index in ``higher``)."""
     half = 0.5 * height
     edges = []
     for step in (-1, 1):
@@ -277,7 +285,7 @@ def _half_width(x, y, i, height, higher: set[int]) -> float | None:
         if not 0 <= j < y.size:
             return None
         edges.append(float(np.interp(half, (y[j], y[k]), (x[j], x[k]))))   # y[j] < half
-    return edges[1] - edges[0]
+    return edges[0], edges[1]
 
 
 def _peaks(x, y, local, min_prominence) -> list[SpectrumPeak]:
@@ -287,10 +295,14 @@ def _peaks(x, y, local, min_prominence) -> list[SpectrumPeak]:
     idx, prom = idx[keep], props["prominences"][keep]
     out = []
     for i, p in zip(idx, prom):
-        pos, height = _vertex(x, y, i)
         higher = {int(k) for k in idx if y[k] > y[i]}
-        out.append(SpectrumPeak(pos, height, _half_width(x, y, i, height, higher), float(p),
-                                float(local[i])))
+        rough = _half_edges(x, y, i, y[i], higher)
+        skewed = rough is not None and abs((rough[1] - x[i]) - (x[i] - rough[0])) \
+            > SKEW_FRACTION * (rough[1] - rough[0])
+        pos, height = _vertex(x, y, i, skewed=skewed)
+        edges = _half_edges(x, y, i, height, higher)
+        out.append(SpectrumPeak(pos, height, None if edges is None else edges[1] - edges[0],
+                                float(p), float(local[i])))
     return out
 
 

@@ -1,6 +1,6 @@
 """Spectral correction end to end on the PL bench over loopback: the standard lamp scanned by
 ``emission_correction``, then an mCB-Yb emission spectrum corrected by the streaming router
-with that response (the Yb peak back at the model's ~1000 nm, the uncorrected one ~10 nm red),
+with that response (the Yb peak back at the model's ~1000 nm, the uncorrected one ~3 nm red),
 and an excitation spectrum normalised by the reference photodiode recorded in every event."""
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ def test_the_corrected_yb_peak_is_the_models_and_the_uncorrected_one_is_not(benc
     assert res["corrected"] is True and res["correction_uid"] == corr_uid
     corrected, uncorrected = res["main_peak_nm"], res["uncorrected_main_peak_nm"]
     print(f"Yb peak: model {truth:.2f}, corrected {corrected:.2f}, uncorrected {uncorrected:.2f} nm")
-    assert abs(corrected - truth) <= 3.0
-    assert abs(uncorrected - truth) > 3.0 and uncorrected > corrected   # pulled red by the QE
+    # the NIR-PMT's QE (rising ~2x from 1000 to 1050 nm) pulls the raw maximum ~2-3 nm red
+    # (model x QE alone: 1001.9 nm; the slit's ~11 nm bandpass adds to it)
+    assert abs(corrected - truth) <= 1.5
+    assert uncorrected - corrected > 2.0
     assert res["correction_applied"]["usable_range_nm"][0] <= 930.0
     # the reference was recorded in every event (lamp on, excitation fixed: constant)
     start = measured["starts"][em_uid]

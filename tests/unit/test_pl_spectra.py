@@ -87,7 +87,8 @@ def test_position_height_fwhm_and_area_of_gaussians_between_samples():
 @pytest.mark.parametrize("step_nm", [1.0, 2.0, 4.0])
 def test_the_peak_of_an_asymmetric_band_is_not_pulled_to_its_long_flank(step_nm):
     # the mCB-Yb band (steep blue edge, long red tail), noise-free, at 8 grid offsets: the
-    # vertex of the symmetric-window parabola is within half a step of the model maximum
+    # maximum of the symmetric-window fit (a cubic: the asymmetry is resolved) is within 0.15
+    # step of the model maximum (a parabola: up to 0.28 step)
     model = get_luminescence("mCB-Yb")
     fine = np.arange(950.0, 1100.0, 0.005)
     true_nm = fine[np.argmax(model.emission_spectrum(fine, excitation_nm=375.0))]
@@ -95,7 +96,28 @@ def test_the_peak_of_an_asymmetric_band_is_not_pulled_to_its_long_flank(step_nm)
         x = np.arange(900.0 + offset * step_nm, 1150.0, step_nm)
         y = model.emission_spectrum(x, excitation_nm=375.0)
         pos = analyze_spectrum(x, y / y.max() * 1e5).main_peak.position_nm
-        assert abs(pos - true_nm) < 0.5 * step_nm, (offset, pos, true_nm)
+        assert abs(pos - true_nm) < 0.15 * step_nm, (offset, pos, true_nm)
+
+
+def split_gauss(x, x0, sigma_blue, sigma_red, height):
+    return height * np.exp(-0.5 * ((x - x0) / np.where(x < x0, sigma_blue, sigma_red)) ** 2)
+
+
+def test_a_skewed_top_is_fitted_by_a_cubic_and_a_symmetric_one_by_a_parabola():
+    # split Gaussian 8 / 16 nm, 2 nm steps, noise-free: the parabola's vertex is 0.6 step
+    # towards the long flank, the cubic's 0.3 (the kink at the top limits any polynomial)
+    errs = []
+    for offset in np.arange(8) / 8.0:
+        x = np.arange(900.0 + 2.0 * offset, 1100.0, 2.0)
+        errs.append(analyze_spectrum(x, split_gauss(x, 1000.0, 8.0, 16.0, 1e5))
+                    .main_peak.position_nm - 1000.0)
+    assert 0.0 < np.mean(errs) < 0.4 * 2.0
+    # a symmetric band under Poisson noise keeps the parabola: σ 0.13 nm (a cubic: 0.21)
+    rng = np.random.default_rng(7)
+    x = np.arange(900.0, 1100.0, 1.0)
+    spread = [analyze_spectrum(x, rng.poisson(split_gauss(x, 1000.3, 8.0, 8.0, 1e4)).astype(float))
+              .main_peak.position_nm - 1000.3 for _ in range(100)]
+    assert abs(np.mean(spread)) < 0.05 and np.std(spread) < 0.17
 
 
 def test_dark_rate_is_subtracted_before_integrating():
