@@ -4,12 +4,9 @@ heights, widths and integrated intensities.
 Input: the scanned wavelength (nm) and the photon-counter rate (cps) of each point, and the
 dark rate (cps) measured with the detector shutter closed; the net signal is ``signal − dark``.
 
-* Noise: photon counting gives σ² = σ0² + g·max(net, 0) (σ0: dark and baseline noise; g:
-  1/gate for Poisson counts). σ0 and g are fitted to the squared fourth differences of the net
-  signal, which cancel a smooth spectrum up to its cubic terms (bands sampled with ≥ ~3 points
-  per σ), so no gate time is needed and white (non-Poisson) noise gives g ≈ 0. σ0 sets the band
-  threshold; the per-point σ_i sets the peak thresholds (noise on top of a strong band is not
-  taken for a peak) and the integral errors.
+* Noise: σ² = σ0² + g·max(net, 0), fitted to the spectrum itself (:mod:`.spectrum_noise`).
+  σ0 sets the band threshold; the per-point σ_i sets the peak thresholds (noise on top of a
+  strong band is not taken for a peak) and the integral errors.
 * Peaks: local maxima whose prominence and net height are ≥ ``min_prominence`` (default
   :data:`PROMINENCE_SIGMA` × σ_i; the height condition rejects the extremes of pure noise).
   Position and height from a weighted least-squares fit through the highest sample and k ≥ 1
@@ -41,18 +38,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import nnls
 from scipy.signal import find_peaks
 
 from . import _validate as check
 from .results import format_table, format_value, json_safe
 from .spectral_correction import SpectralResponse, correct_spectrum, normalise_by_reference
+from .spectrum_noise import count_noise
 
 SCANS = ("emission", "excitation")
 MIN_POINTS = 5
-NOISE_ITERATIONS = 5       # reweighting steps of the noise-model fit
-OUTLIER_FACTOR = 25.0      # Δ⁴y² above this × prediction: not noise
-CHI2_1_MEDIAN = 0.4549     # median of χ²₁, for the start value
 PROMINENCE_SIGMA = 5.0     # default peak threshold, × σ_i
 BAND_SIGMA = 3.0           # default band threshold, × σ0
 BAND_FLOOR = 1e-3          # … but at least this × the highest net signal (noise-free data)
@@ -222,32 +216,7 @@ def _bands_arg(bands, x) -> list[tuple[float, float]]:
     return out
 
 
-# -- noise, peaks, integrals -----------------------------------------------------------------
-def _noise(y) -> tuple[float, np.ndarray]:
-    """Baseline noise σ0 (cps) and per-point noise σ_i = √(σ0² + g·max(y_i, 0)) (cps).
-
-    Fourth differences d = Δ⁴y of independent noise have E[d_i²] = Σ_k c_k² σ²_(i+k) with
-    c = (1, −4, 6, −4, 1), linear in (σ0², g): a weighted non-negative least-squares fit,
-    iterated with weights 1/E[d²]² (var(d²) = 2E[d²]² for Gaussian d) and ignoring points
-    above :data:`OUTLIER_FACTOR` × the prediction (spikes, undersampled sharp bands).
-    """
-    c2 = np.array([1.0, 16.0, 36.0, 16.0, 1.0])
-    d2 = np.diff(y, 4) ** 2
-    floor = 1e-9 * float(np.max(np.abs(y)))                  # noise-free (simulated) data
-    if not np.any(d2 > 0):                                   # polynomial of degree ≤ 3
-        return floor, np.full(y.size, floor)
-    z = np.convolve(np.clip(y, 0.0, None), c2, mode="valid")
-    design = np.column_stack([np.full(d2.size, c2.sum()), z])
-    theta = np.array([np.median(d2) / (CHI2_1_MEDIAN * c2.sum()), 0.0])
-    for _ in range(NOISE_ITERATIONS):
-        pred = np.maximum(design @ theta, 1e-300)
-        keep = d2 <= OUTLIER_FACTOR * pred
-        w = 1.0 / pred[keep]
-        theta, _ = nnls(design[keep] * w[:, None], d2[keep] * w)
-    sigma0 = max(math.sqrt(theta[0]), floor)
-    return sigma0, np.sqrt(sigma0 ** 2 + theta[1] * np.clip(y, 0.0, None))
-
-
+# -- peaks, integrals -----------------------------------------------------------------
 def _vertex(x, y, i, *, skewed: bool) -> tuple[float, float]:
     """Least-squares fit through the top of the peak at index ``i``: (position, height).
     Symmetric window (k ≥ 1 points each side: a one-sided window follows an asymmetric band's
@@ -377,7 +346,7 @@ def analyze_spectrum(wavelength_nm, signal_cps, *, dark_cps: float = 0.0, scan: 
     min_prominence = None if min_prominence is None else check.positive("min_prominence",
                                                                         min_prominence)
     explicit = None if bands is None else _bands_arg(bands, x)
-    noise, local = _noise(y)
+    noise, local = count_noise(y)
     raw = _analyze(scan, x, y, dark, local, np.full(x.size, noise), explicit, min_prominence, {})
     if response is None and reference_nA is None:
         return raw

@@ -32,6 +32,7 @@ from . import _validate as check
 from .column_text import read_xy_table
 from .pmt_linearity import saturation_from_start, true_count_rate, true_count_rate_slope
 from .results import format_table, format_value, json_safe
+from .spectrum_noise import count_noise
 from .standard_lamp import LampCertificate, bench_certificate
 
 MIN_RELATIVE_SENSITIVITY = 0.05    # below: ≈ 0 (noise × 20 or more)
@@ -252,8 +253,7 @@ def response_from_run(start: Mapping, columns: Mapping[str, Any], *,
         net_err = np.sqrt(np.clip(measured, 0, None) / gate * slope ** 2 + max(dark, 0.0) / gate)
         how = f"Poisson counts in {float(gate):g} s gates"
     else:
-        from .pl_spectra import _noise        # the same noise model as the spectra
-        net_err = _noise(net)[1]
+        net_err = count_noise(net)[1]          # the same noise model as the spectra
         how = "noise from the fourth differences (no gate_s in plan_args)"
     photons = cert.photon_irradiance(x)
     s = net / photons
